@@ -1,0 +1,84 @@
+"""The ``photoscout`` command: a thin layer over the library. Each command opens the database, calls one library
+function and prints the result (a table for people, ``--json`` for scripts). :class:`PhotoscoutError` becomes a
+one-line message and an exit status: 0 done, 1 done with problems (e.g. unreadable files), 2 bad input,
+3 database unavailable."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from photoscout import __version__
+from photoscout.cli import common
+from photoscout.cli.database import db_app
+from photoscout.cli.library import index_command, photos_app, status_command
+from photoscout.errors import PhotoscoutError
+
+app = typer.Typer(
+    name="photoscout",
+    help="Local-first photo library search: PostgreSQL + pgvector, versioned models, restartable jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"photoscout {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    home: Annotated[Optional[Path], typer.Option(
+        "--home", help="Home directory (data/ and models/); default $PHOTOSCOUT_HOME or ~/.local/share/photoscout.",
+        file_okay=False)] = None,
+    database_url: Annotated[Optional[str], typer.Option(
+        "--database-url", help="Use this PostgreSQL (with pgvector) instead of the embedded server.",
+        envvar=None)] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Local-first photo library search."""
+    common.STATE.home = home
+    common.STATE.database_url = database_url
+    common.STATE.verbose = verbose
+    common.configure_logging(verbose)
+
+
+app.command("index")(index_command)
+app.command("status")(status_command)
+app.add_typer(photos_app, name="photos")
+app.add_typer(db_app, name="db")
+
+
+@app.command("config")
+def config_command(json_out: common.JsonOption = False) -> None:
+    """Show the effective settings (file, environment and defaults merged)."""
+    settings = common.settings()
+    data = settings.model_dump(mode="json")
+    data["config_file"] = str(settings.config_file)
+    data["data_dir"] = str(settings.data_dir)
+    data["models_dir"] = str(settings.models_dir)
+    if json_out:
+        common.print_json(data)
+        return
+    for key, value in data.items():
+        common.console.print(f"[bold]{key}[/bold] = {value!r}", highlight=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except PhotoscoutError as exc:
+        common.err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        common.err_console.print("interrupted; everything committed so far is kept, run the command again to resume")
+        sys.exit(130)

@@ -1,0 +1,137 @@
+"""Library commands: index, status, photos list/show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from photoscout.cli.common import JsonOption, RichProgress, console, err_console, open_db, print_json
+from photoscout.library import catalog, scanner
+
+photos_app = typer.Typer(help="List and inspect photos in the library.", no_args_is_help=True)
+
+MAX_ERRORS_SHOWN = 20
+
+
+def index_command(
+    paths: Annotated[list[Path], typer.Argument(help="Folders (or files) to scan; sub-folders are included.")],
+    json_out: JsonOption = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not draw a progress bar.")] = False,
+) -> None:
+    """Scan folders into the library: new, changed, moved and missing photos; unreadable files are listed.
+
+    Exit status: 0 all good, 1 finished but some files could not be read (see `photos list --errors`).
+    """
+    with open_db() as (settings, db):
+        if no_progress or json_out:
+            summary = scanner.scan(db, settings, paths)
+        else:
+            with RichProgress() as progress:
+                summary = scanner.scan(db, settings, paths, progress)
+    if json_out:
+        print_json(summary.as_dict())
+    else:
+        _print_summary(summary)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _print_summary(s: scanner.ScanSummary) -> None:
+    rate = f" ({s.processed / s.elapsed_s:,.1f} photos/s)" if s.processed and s.elapsed_s else ""
+    console.print(
+        f"Scanned {', '.join(s.roots)} in {s.elapsed_s:.1f}s{rate}: {s.found} image files, "
+        f"{s.new} new, {s.updated} changed, {s.moved} moved, {s.unchanged} unchanged, "
+        f"{s.restored} back from missing, {s.missing} now missing, {s.errors} unreadable.",
+        highlight=False,
+    )
+    if s.error_files:
+        table = Table("unreadable file", "reason", title=f"{s.errors} file(s) could not be read", title_justify="left")
+        for e in s.error_files[:MAX_ERRORS_SHOWN]:
+            table.add_row(e["path"], e["reason"])
+        err_console.print(table)
+        if s.errors > MAX_ERRORS_SHOWN:
+            err_console.print(f"... and {s.errors - MAX_ERRORS_SHOWN} more: photoscout photos list --errors")
+    for issue in s.issues:
+        err_console.print(f"[yellow]warning:[/yellow] {issue['path']}: {issue['message']}", highlight=False)
+
+
+def status_command(json_out: JsonOption = False) -> None:
+    """Counts: photos, missing, unreadable files, embeddings per model version, jobs, the last scan."""
+    with open_db() as (_settings, db):
+        data = catalog.status(db)
+        data["database"] = db.describe()
+    if json_out:
+        print_json(data)
+        return
+    console.print(f"[bold]{data['photos']}[/bold] photos ({data['library_bytes'] / 1e9:.2f} GB), "
+                  f"{data['missing']} missing, {data['errors']} unreadable", highlight=False)
+    if data["errors_by_kind"]:
+        console.print("  unreadable: " + ", ".join(f"{k} {v}" for k, v in data["errors_by_kind"].items()))
+    if data["embeddings"]:
+        table = Table("model", "version", "status", "embeddings", title="embeddings", title_justify="left")
+        for e in data["embeddings"]:
+            table.add_row(e["name"], e["version"], e["status"], str(e["embeddings"]))
+        console.print(table)
+    else:
+        console.print("embeddings: none yet")
+    console.print("jobs: " + (", ".join(f"{k} {v}" for k, v in data["jobs"].items()) or "none"))
+    if data["last_scan"]:
+        ls = data["last_scan"]
+        console.print(f"last scan #{ls['id']} {ls['status']} at {ls['started_at']:%Y-%m-%d %H:%M}: "
+                      f"{', '.join(ls['roots'])}", highlight=False)
+    db_info = data["database"]
+    console.print(f"database: PostgreSQL {db_info['server_version']}, pgvector {db_info['pgvector_version']}"
+                  f" ({'embedded' if db_info['embedded'] else db_info['url']})", highlight=False)
+
+
+@photos_app.command("list")
+def photos_list(
+    errors: Annotated[bool, typer.Option("--errors", help="Only files that could not be read, with the reason.")]
+    = False,
+    missing: Annotated[bool, typer.Option("--missing", help="Only photos whose file is gone.")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Every row, whatever its status.")] = False,
+    folder: Annotated[Optional[Path], typer.Option("--folder", help="Only photos under this folder.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.", min=1)] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many first.", min=0)] = 0,
+    json_out: JsonOption = False,
+) -> None:
+    """List photos (default: readable ones), unreadable files (--errors) or missing ones (--missing)."""
+    which = "error" if errors else "missing" if missing else "all" if all_ else "ok"
+    with open_db() as (_settings, db):
+        rows = catalog.list_photos(db, which=which, limit=limit, offset=offset,
+                                   folder=str(folder) if folder else None)
+    if json_out:
+        print_json(rows)
+        return
+    if which == "error":
+        table = Table("id", "path", "reason")
+        for r in rows:
+            table.add_row(str(r["id"]), r["path"], r["error"] or "")
+    else:
+        table = Table("id", "path", "status", "taken", "size", "camera")
+        for r in rows:
+            taken = (r["taken_at"] or "")[:16].replace("T", " ")
+            size = f"{r['width']}x{r['height']}" if r["width"] else ""
+            camera = " ".join(x for x in (r["camera_make"], r["camera_model"]) if x)
+            table.add_row(str(r["id"]), r["path"], r["status"], taken, size, camera)
+    console.print(table)
+    if len(rows) == limit:
+        console.print(f"(first {limit} from offset {offset}; use --limit/--offset for more)")
+
+
+@photos_app.command("show")
+def photos_show(
+    photo: Annotated[str, typer.Argument(help="Photo id or file path.")],
+    json_out: JsonOption = False,
+) -> None:
+    """Everything stored about one photo."""
+    with open_db() as (_settings, db):
+        row = catalog.get_photo(db, photo)
+    if json_out:
+        print_json(row)
+        return
+    for key, value in row.items():
+        console.print(f"[bold]{key:>16}[/bold]  {value}", highlight=False)

@@ -1,0 +1,146 @@
+"""Settings: one typed class; environment variables (PHOTOSCOUT_*) override ``<home>/config.toml``.
+
+The home directory holds everything photoscout writes::
+
+    <home>/config.toml      settings (optional)
+    <home>/data/            database (embedded PostgreSQL), thumbnails, logs, decision log
+    <home>/models/          model artifacts, one folder per name/version
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from photoscout.errors import PhotoscoutError
+
+CONFIG_FILE_NAME = "config.toml"
+
+
+def default_home() -> Path:
+    """``$PHOTOSCOUT_HOME``, else ``$XDG_DATA_HOME/photoscout``, else ``~/.local/share/photoscout``."""
+    env = os.environ.get("PHOTOSCOUT_HOME")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "photoscout"
+
+
+class Settings(BaseSettings):
+    """All of photoscout's settings. Every field can be set in ``config.toml`` or as ``PHOTOSCOUT_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="PHOTOSCOUT_", extra="forbid", validate_default=True)
+
+    home: Path = Field(default_factory=default_home, description="Directory holding data/ and models/.")
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL with pgvector >= 0.7 (e.g. on a NAS). Empty: the embedded server under data/.",
+    )
+    embedded_port: int | None = Field(
+        default=None, description="Also listen on 127.0.0.1:PORT (embedded server only); default: Unix socket only."
+    )
+    embedded_keep_running: bool = Field(
+        default=False, description="Leave the embedded server running after a command ends (faster next start)."
+    )
+    pool_max_size: int = Field(default=8, ge=1, description="Largest number of pooled database connections.")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Where models run.")
+    batch_size: int = Field(default=32, ge=1, description="Images per model batch.")
+    threads: int = Field(default=0, ge=0, description="Inference threads; 0 = all cores.")
+    scan_workers: int = Field(default=0, ge=0, description="Processes that read images during a scan; 0 = all cores.")
+    scan_batch_size: int = Field(default=64, ge=1, description="Photos written to the database per transaction.")
+    thumbnail_size: int = Field(default=256, ge=32, le=2048, description="Longest side of thumbnails, in pixels.")
+    max_image_pixels: int = Field(
+        default=178_956_970, ge=1, description="Images with more pixels are refused as decompression bombs."
+    )
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_url_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # config.toml values are passed in by load_settings() below the environment.
+        return (init_settings, env_settings)
+
+    # Paths under home -------------------------------------------------------------------------
+    @property
+    def config_file(self) -> Path:
+        return self.home / CONFIG_FILE_NAME
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return self.data_dir / "pg"
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        return self.data_dir / "thumbnails"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def uses_embedded_db(self) -> bool:
+        return self.database_url is None
+
+    def ensure_dirs(self) -> None:
+        for d in (self.data_dir, self.models_dir, self.thumbnails_dir, self.logs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def effective_workers(self) -> int:
+        return self.scan_workers or os.cpu_count() or 1
+
+
+def load_settings(home: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build settings: explicit arguments > ``PHOTOSCOUT_*`` environment > ``<home>/config.toml`` > defaults."""
+    import tomllib
+
+    home_path = Path(home).expanduser() if home is not None else default_home()
+    file_values: dict[str, Any] = {}
+    cfg = home_path / CONFIG_FILE_NAME
+    if cfg.exists():
+        try:
+            file_values = tomllib.loads(cfg.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise PhotoscoutError(f"{cfg}: not valid TOML ({exc})") from exc
+        unknown = set(file_values) - set(Settings.model_fields)
+        if unknown:
+            raise PhotoscoutError(f"{cfg}: unknown setting(s) {', '.join(sorted(unknown))}")
+    # Values from the file apply only where the environment does not set them.
+    merged = {k: v for k, v in file_values.items() if f"PHOTOSCOUT_{k.upper()}" not in os.environ}
+    merged.update(overrides)
+    merged["home"] = home_path
+    try:
+        return Settings(**merged)
+    except ValueError as exc:
+        raise PhotoscoutError(f"invalid settings: {exc}") from exc

@@ -1,0 +1,151 @@
+"""Database access: embedded or external PostgreSQL + pgvector, a connection pool, migrations.
+
+    db = Database(settings)
+    with db:                       # starts the embedded server if needed, migrates, opens the pool
+        with db.connection() as conn:
+            conn.execute(...)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool
+
+from photoscout.config import Settings
+from photoscout.database import migrations
+from photoscout.database.embedded import EmbeddedServer
+from photoscout.database.vectors import MIN_PGVECTOR, configure_connection, pgvector_version
+from photoscout.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DB_NAME = "photoscout"
+
+
+def redact(url: str) -> str:
+    """A URL safe to print: the password replaced by ***."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "<invalid database URL>"
+    if params.get("password"):
+        params["password"] = "***"
+    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+
+class Database:
+    def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
+        self.settings = settings
+        self._migrate = migrate
+        self.embedded: EmbeddedServer | None = None
+        self.url: str | None = None
+        self.pool: ConnectionPool | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def open(self) -> Database:
+        if self.pool is not None:
+            return self
+        if self.settings.uses_embedded_db:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            self.embedded = EmbeddedServer(
+                self.settings.pgdata_dir,
+                port=self.settings.embedded_port,
+                keep_running=self.settings.embedded_keep_running,
+            )
+            self.embedded.acquire()
+            self._create_embedded_database()
+            self.url = self.embedded.url(EMBEDDED_DB_NAME)
+        else:
+            assert self.settings.database_url is not None
+            self.url = self.settings.database_url
+        try:
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
+                if self._migrate:
+                    applied = migrations.migrate(conn)
+                    for mig in applied:
+                        log.info("applied migration %04d_%s", mig.version, mig.name)
+                self._check_pgvector(conn)
+        except psycopg.OperationalError as exc:
+            self._release_embedded()
+            raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {redact(self.url)}: {exc}".strip()) from exc
+        except BaseException:
+            self._release_embedded()
+            raise
+        self.pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.settings.pool_max_size,
+            configure=configure_connection,
+            check=ConnectionPool.check_connection,
+            reconnect_timeout=300,
+            open=True,
+            name="photoscout",
+        )
+        return self
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+        self._release_embedded()
+
+    def __enter__(self) -> Database:
+        return self.open()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- use --------------------------------------------------------------------------------------
+    @contextmanager
+    def connection(self, timeout: float = 60.0) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; the block runs in a transaction committed on success."""
+        if self.pool is None:
+            raise RuntimeError("Database is not open")
+        try:
+            with self.pool.connection(timeout=timeout) as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(f"database connection failed: {exc}".strip()) from exc
+
+    def describe(self) -> dict[str, Any]:
+        with self.connection() as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            version = pgvector_version(conn)
+        return {
+            "url": redact(self.url or ""),
+            "embedded": self.embedded is not None,
+            "server_version": row[0] if row else None,
+            "pgvector_version": ".".join(map(str, version)) if version else None,
+        }
+
+    # -- internals ------------------------------------------------------------------------------
+    def _create_embedded_database(self) -> None:
+        assert self.embedded is not None
+        with psycopg.connect(self.embedded.url("postgres"), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DB_NAME,)).fetchone()
+            if not exists:
+                try:
+                    conn.execute(f'CREATE DATABASE "{EMBEDDED_DB_NAME}"')
+                except psycopg.errors.DuplicateDatabase:
+                    pass
+
+    def _check_pgvector(self, conn: psycopg.Connection) -> None:
+        version = pgvector_version(conn)
+        if version is None:
+            raise DatabaseUnavailable("the pgvector extension is not installed in this database (run migrations)")
+        if version < MIN_PGVECTOR:
+            raise DatabaseUnavailable(
+                f"pgvector {'.'.join(map(str, version))} is too old; photoscout needs >= "
+                + ".".join(map(str, MIN_PGVECTOR))
+            )
+
+    def _release_embedded(self) -> None:
+        if self.embedded is not None:
+            self.embedded.release()

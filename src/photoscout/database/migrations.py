@@ -1,0 +1,77 @@
+"""Versioned SQL migrations: ``sql/NNNN_name.sql``, applied in order, one transaction each, recorded in
+``schema_migrations``. A PostgreSQL advisory lock keeps two processes from migrating at once, so an older home
+upgrades itself the first time a newer photoscout opens it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+
+from photoscout.errors import DatabaseUnavailable
+
+_LOCK_KEY = 0x70686F74  # "phot"
+_NAME_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def available() -> list[Migration]:
+    found = []
+    for entry in (resources.files("photoscout.database") / "sql").iterdir():
+        m = _NAME_RE.match(entry.name)
+        if m:
+            found.append(Migration(int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda mig: mig.version)
+    return found
+
+
+def applied(conn: psycopg.Connection) -> set[int]:
+    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return set()
+    return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+
+
+def pending(conn: psycopg.Connection) -> list[Migration]:
+    done = applied(conn)
+    return [m for m in available() if m.version not in done]
+
+
+def migrate(conn: psycopg.Connection, *, target: int | None = None) -> list[Migration]:
+    """Apply pending migrations (up to ``target``) and return those applied. ``conn`` must be in autocommit."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = []
+        for mig in pending(conn):
+            if target is not None and mig.version > target:
+                break
+            try:
+                with conn.transaction():
+                    conn.execute(mig.sql.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (mig.version, mig.name)
+                    )
+            except psycopg.errors.FeatureNotSupported as exc:
+                raise DatabaseUnavailable(f"migration {mig.version:04d}_{mig.name} failed: {exc}") from exc
+            except (psycopg.errors.UndefinedFile, psycopg.errors.InsufficientPrivilege) as exc:
+                raise DatabaseUnavailable(
+                    f"migration {mig.version:04d}_{mig.name} failed: {exc}".rstrip()
+                    + "\nphotoscout needs the pgvector extension (>= 0.7) installed in this PostgreSQL server, and a"
+                    " role allowed to CREATE EXTENSION vector (or an administrator who ran it once)."
+                ) from exc
+            done.append(mig)
+        return done
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))

@@ -1,0 +1,116 @@
+"""Reading the catalogue: counts for ``status``, listings and one photo's details."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from photoscout.database import Database
+from photoscout.errors import NotFound, PhotoscoutError
+from photoscout.library.paths import like_prefix, normalize_root
+
+PHOTO_COLUMNS = (
+    "id", "path", "folder", "status", "error", "content_hash", "size_bytes", "format", "width", "height",
+    "orientation", "taken_at", "taken_at_source", "camera_make", "camera_model", "categories", "thumbnail",
+    "first_seen_at", "updated_at", "missing_since",
+)
+LIST_FILTERS = ("ok", "missing", "error", "all")
+
+
+def status(db: Database) -> dict[str, Any]:
+    with db.connection() as conn:
+        conn.row_factory = dict_row  # type: ignore[assignment]
+        counts = conn.execute(
+            "SELECT count(*) FILTER (WHERE status = 'ok') AS photos, "
+            "count(*) FILTER (WHERE status = 'missing') AS missing, "
+            "count(*) FILTER (WHERE status = 'error') AS errors, "
+            "coalesce(sum(size_bytes) FILTER (WHERE status = 'ok'), 0) AS bytes FROM photos"
+        ).fetchone()
+        errors_by_kind = {
+            r["kind"]: r["n"] for r in conn.execute(
+                "SELECT split_part(error, ':', 1) AS kind, count(*) AS n FROM photos WHERE status = 'error' "
+                "GROUP BY 1 ORDER BY 2 DESC")
+        }
+        embeddings = list(conn.execute(
+            "SELECT m.name, m.version, m.status, count(e.id) AS embeddings FROM model_registry m "
+            "LEFT JOIN photo_embeddings e ON e.model_id = m.id WHERE m.type = 'embedding' "
+            "GROUP BY m.id ORDER BY m.name, m.version"
+        ))
+        jobs = {r["status"]: r["n"] for r in conn.execute("SELECT status, count(*) AS n FROM jobs GROUP BY 1")}
+        last_scan = conn.execute(
+            "SELECT id, roots, status, started_at, finished_at, counts FROM scans ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    assert counts is not None
+    if last_scan is not None:
+        c = last_scan.pop("counts") or {}
+        last_scan.update({k: c.get(k) for k in ("found", "new", "updated", "moved", "errors", "missing",
+                                                   "elapsed_s") if k in c})
+    return {
+        "photos": counts["photos"],
+        "missing": counts["missing"],
+        "errors": counts["errors"],
+        "errors_by_kind": errors_by_kind,
+        "library_bytes": int(counts["bytes"]),
+        "embeddings": embeddings,
+        "jobs": jobs,
+        "last_scan": last_scan,
+    }
+
+
+def list_photos(
+    db: Database, *, which: str = "ok", limit: int = 50, offset: int = 0, folder: str | None = None,
+) -> list[dict[str, Any]]:
+    if which not in LIST_FILTERS:
+        raise PhotoscoutError(f"unknown filter {which!r}; use one of {', '.join(LIST_FILTERS)}")
+    if limit < 1 or offset < 0:
+        raise PhotoscoutError("limit must be at least 1 and offset at least 0")
+    where, params = [], []
+    if which != "all":
+        where.append("status = %s")
+        params.append(which)
+    if folder:
+        root = os.fsdecode(normalize_root(folder))
+        where.append("(path = %s OR path LIKE %s)")
+        params += [root, like_prefix(root)]
+    sql = f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY path LIMIT %s OFFSET %s"
+    with db.connection() as conn:
+        conn.row_factory = dict_row  # type: ignore[assignment]
+        return [_jsonable(r) for r in conn.execute(sql, [*params, limit, offset])]
+
+
+def get_photo(db: Database, ref: str | int) -> dict[str, Any]:
+    """A photo by id or by path."""
+    with db.connection() as conn:
+        conn.row_factory = dict_row  # type: ignore[assignment]
+        if isinstance(ref, int) or str(ref).isdigit():
+            row = conn.execute(f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos WHERE id = %s", (int(ref),)).fetchone()
+        else:
+            path = os.fsdecode(normalize_root(str(ref)))
+            row = conn.execute(f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos WHERE path = %s", (path,)).fetchone()
+        if row is None:
+            raise NotFound(f"no photo {ref!r} in the library")
+        row["embeddings"] = list(conn.execute(
+            "SELECT embedding_model AS model, embedding_version AS version, "
+            "coalesce(vector_dims(embedding), vector_dims(embedding_half::vector)) AS dims, updated_at "
+            "FROM photo_embeddings WHERE photo_id = %s ORDER BY model_id", (row["id"],)))
+        text = conn.execute("SELECT text FROM photo_text WHERE photo_id = %s ORDER BY created_at DESC LIMIT 1",
+                            (row["id"],)).fetchone()
+        row["ocr_text"] = text["text"] if text else None
+    return _jsonable(row)
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, datetime):
+            v = v.isoformat()
+        elif isinstance(v, list):
+            v = [_jsonable(x) if isinstance(x, dict) else x for x in v]
+        out[k] = v
+    return out

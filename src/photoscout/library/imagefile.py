@@ -1,0 +1,254 @@
+"""Reading one image file: content hash, format, size, EXIF (date taken, orientation, camera) and a thumbnail.
+
+Runs in scan worker processes, so it takes plain values and returns a picklable result: either
+:class:`ImageInfo` or :class:`ImageFault` (what went wrong, in words a user understands).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "GIF", "BMP", "MPO", "HEIF"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".heic", ".heif", ".hif"}
+IN_MEMORY_LIMIT = 64 * 1024 * 1024  # files up to this size are read once and decoded from memory
+
+# EXIF tags (https://exiftool.org/TagNames/EXIF.html)
+_MAKE, _MODEL, _ORIENTATION, _DATETIME = 0x010F, 0x0110, 0x0112, 0x0132
+_EXIF_IFD, _DATETIME_ORIGINAL, _DATETIME_DIGITIZED = 0x8769, 0x9003, 0x9004
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    path_raw: bytes
+    size_bytes: int
+    mtime_ns: int
+    content_hash: str
+    format: str
+    width: int
+    height: int
+    orientation: int | None
+    taken_at: datetime
+    taken_at_source: str  # 'exif' or 'file'
+    camera_make: str | None
+    camera_model: str | None
+    thumbnail: str  # relative to the thumbnails directory
+
+
+@dataclass(frozen=True)
+class ImageFault:
+    path_raw: bytes
+    kind: str  # empty, not_image, unsupported, corrupt, truncated, too_large, permission, vanished, unreadable
+    message: str
+    size_bytes: int | None = None
+    mtime_ns: int | None = None
+
+    @property
+    def reason(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+_worker_configured = False
+
+
+def configure_worker(max_image_pixels: int) -> None:
+    """Process-wide Pillow settings: decompression-bomb limit (a warning past it is an error) and HEIF support."""
+    global _worker_configured
+    Image.MAX_IMAGE_PIXELS = max_image_pixels
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+    if not _worker_configured:
+        try:
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+        except ImportError:  # pragma: no cover - pillow-heif is a dependency
+            pass
+        _worker_configured = True
+
+
+def thumbnail_relpath(content_hash: str) -> str:
+    return f"{content_hash[:2]}/{content_hash}.jpg"
+
+
+def read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int) -> ImageInfo | ImageFault:
+    """Hash, inspect and thumbnail one file. Never raises for a bad file; returns an :class:`ImageFault`."""
+    try:
+        with open(path_raw, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_size == 0:
+                return ImageFault(path_raw, "empty", "the file is empty (0 bytes)", 0, st.st_mtime_ns)
+            digest = hashlib.sha256()
+            if st.st_size <= IN_MEMORY_LIMIT:
+                data = fh.read()
+                digest.update(data)
+                source: io.BytesIO | str | bytes = io.BytesIO(data)
+            else:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+                source = path_raw
+    except OSError as exc:
+        return _os_fault(path_raw, exc)
+    content_hash = digest.hexdigest()
+    try:
+        return _inspect(path_raw, source, st, content_hash, Path(thumbnails_dir), thumb_size)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return ImageFault(path_raw, "too_large", f"refused as a possible decompression bomb ({exc})",
+                          st.st_size, st.st_mtime_ns)
+    except UnidentifiedImageError:
+        return ImageFault(path_raw, "not_image", "not an image Pillow can identify (wrong extension or corrupt header)",
+                          st.st_size, st.st_mtime_ns)
+    except _Unsupported as exc:
+        return ImageFault(path_raw, "unsupported", str(exc), st.st_size, st.st_mtime_ns)
+    except OSError as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError)):
+            return _os_fault(path_raw, exc)
+        text = str(exc)
+        kind = "truncated" if "truncated" in text or "premature end" in text.lower() else "corrupt"
+        return ImageFault(path_raw, kind, f"cannot decode image data ({text})", st.st_size, st.st_mtime_ns)
+    except (ValueError, SyntaxError, IndexError, KeyError, TypeError, EOFError, MemoryError) as exc:
+        # Pillow's plugins raise these on malformed files
+        return ImageFault(path_raw, "corrupt", f"malformed image ({type(exc).__name__}: {exc})",
+                          st.st_size, st.st_mtime_ns)
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _inspect(
+    path_raw: bytes, source: io.BytesIO | str | bytes, st: os.stat_result, content_hash: str,
+    thumbnails_dir: Path, thumb_size: int,
+) -> ImageInfo:
+    with Image.open(source) as im:
+        fmt = (im.format or "").upper()
+        if fmt not in SUPPORTED_FORMATS:
+            raise _Unsupported(f"image format {fmt or 'unknown'} is not supported")
+        if fmt == "MPO":  # multi-picture JPEG (many phones): the first frame is a normal JPEG
+            fmt = "JPEG"
+        width, height = im.size
+        exif = im.getexif()
+        orientation = _int_or_none(exif.get(_ORIENTATION))
+        if orientation is not None and not 1 <= orientation <= 8:
+            orientation = None
+        taken = _exif_datetime(exif)
+        make = _clean_text(exif.get(_MAKE))
+        model = _clean_text(exif.get(_MODEL))
+        # Decoding is what finds truncated and corrupt data, so it always happens; JPEG draft mode makes the decoder
+        # scale by 1/2..1/8 (DCT scaling), far faster than a full decode of a camera-sized photo.
+        if fmt == "JPEG":
+            im.draft("RGB", (thumb_size, thumb_size))
+        im.load()
+        rel = thumbnail_relpath(content_hash)
+        target = thumbnails_dir / rel
+        if not target.exists():
+            thumb = im.copy()
+            thumb.thumbnail((thumb_size, thumb_size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            if orientation and orientation != 1:
+                thumb = _apply_orientation(thumb, orientation)
+            if thumb.mode not in ("RGB", "L"):
+                thumb = _flatten(thumb)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            thumb.save(tmp, "JPEG", quality=82)
+            os.replace(tmp, target)
+    if taken is not None:
+        taken_at, source_kind = taken, "exif"
+    else:
+        taken_at, source_kind = datetime.fromtimestamp(st.st_mtime_ns / 1e9), "file"
+    return ImageInfo(
+        path_raw=path_raw, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=content_hash, format=fmt,
+        width=width, height=height, orientation=orientation, taken_at=taken_at, taken_at_source=source_kind,
+        camera_make=make, camera_model=model, thumbnail=rel,
+    )
+
+
+_TRANSPOSE = {
+    2: [Image.Transpose.FLIP_LEFT_RIGHT],
+    3: [Image.Transpose.ROTATE_180],
+    4: [Image.Transpose.FLIP_TOP_BOTTOM],
+    5: [Image.Transpose.TRANSPOSE],
+    6: [Image.Transpose.ROTATE_270],
+    7: [Image.Transpose.TRANSVERSE],
+    8: [Image.Transpose.ROTATE_90],
+}
+
+
+def _apply_orientation(im: Image.Image, orientation: int) -> Image.Image:
+    for op in _TRANSPOSE.get(orientation, []):
+        im = im.transpose(op)
+    return im
+
+
+def _flatten(im: Image.Image) -> Image.Image:
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGB", rgba.size, (255, 255, 255))
+        bg.paste(rgba, mask=rgba.getchannel("A"))
+        return bg
+    return im.convert("RGB")
+
+
+def _exif_datetime(exif: Image.Exif) -> datetime | None:
+    try:
+        sub = exif.get_ifd(_EXIF_IFD)
+    except (KeyError, ValueError, TypeError, OSError):
+        sub = {}
+    for value in (sub.get(_DATETIME_ORIGINAL), sub.get(_DATETIME_DIGITIZED), exif.get(_DATETIME)):
+        parsed = _parse_exif_datetime(value)
+        if parsed is not None:
+            return parsed
+    return None
+
+
+def _parse_exif_datetime(value: object) -> datetime | None:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if not isinstance(value, str):
+        return None
+    text = value.strip().rstrip("\x00")[:19]
+    for fmt in ("%Y:%m:%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y:%m:%d %H:%M", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            parsed = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        if 1826 <= parsed.year <= 2200:  # the first photograph .. clearly bogus clocks
+            return parsed
+    return None
+
+
+def _clean_text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return None
+    text = value.replace("\x00", "").strip()
+    return text[:200] or None
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def _os_fault(path_raw: bytes, exc: OSError) -> ImageFault:
+    if isinstance(exc, FileNotFoundError):
+        if os.path.islink(path_raw):
+            return ImageFault(path_raw, "broken_symlink", "symbolic link whose target does not exist")
+        return ImageFault(path_raw, "vanished", "the file disappeared during the scan")
+    if isinstance(exc, PermissionError):
+        return ImageFault(path_raw, "permission", "permission denied when reading the file")
+    if exc.errno == errno.ELOOP:
+        return ImageFault(path_raw, "symlink_loop", "symbolic link loop")
+    if exc.errno == errno.EISDIR:
+        return ImageFault(path_raw, "unreadable", "is a directory")
+    return ImageFault(path_raw, "unreadable", f"cannot read the file ({exc.strerror or exc})")

@@ -1,0 +1,333 @@
+"""``photoscout index``: scan folders into the ``photos`` table, incrementally and safely.
+
+1. Walk the roots (cheap: names and ``stat`` only).
+2. Compare with what is stored: a file whose size and mtime are unchanged costs nothing more.
+3. New and changed files are read by worker processes (hash, EXIF, thumbnail); results are written in batches,
+   one transaction each, so a kill at any moment loses at most the batch in flight and never duplicates a photo.
+4. A new path whose content matches a stored photo whose file no longer exists is a move: the row (and everything
+   computed for it) follows the file. Stored photos no longer found are marked ``missing``, never purged.
+
+A bad file becomes a row with ``status = 'error'`` and its reason; if the file was a good photo before, what was
+stored for it is kept and only its status changes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import multiprocessing
+import os
+import socket
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psutil
+from psycopg.types.json import Jsonb
+
+from photoscout.config import Settings
+from photoscout.database import Database
+from photoscout.errors import PhotoscoutError
+from photoscout.library.imagefile import ImageFault, ImageInfo, configure_worker, read_image
+from photoscout.library.paths import display, folder_of, like_prefix, normalize_root
+from photoscout.library.progress import NoProgress, Progress
+from photoscout.library.walker import FoundFile, WalkIssue, walk
+
+log = logging.getLogger(__name__)
+
+SCAN_LOCK_KEY = 0x7363616E  # "scan"
+IN_PROCESS_BELOW = 16  # so few files are read without starting worker processes
+DERIVED_TABLES = ("photo_embeddings", "detections", "photo_text", "photo_captions", "photo_category_scores")
+
+
+@dataclass
+class ScanSummary:
+    scan_id: int
+    roots: list[str]
+    found: int = 0
+    unchanged: int = 0
+    new: int = 0
+    updated: int = 0
+    moved: int = 0
+    restored: int = 0
+    errors: int = 0
+    missing: int = 0
+    elapsed_s: float = 0.0
+    error_files: list[dict[str, str]] = field(default_factory=list)
+    issues: list[dict[str, str]] = field(default_factory=list)
+    new_photo_ids: list[int] = field(default_factory=list)
+
+    @property
+    def processed(self) -> int:
+        return self.new + self.updated + self.moved + self.errors
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0 and not self.issues
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("new_photo_ids")
+        data["processed"] = self.processed
+        data["photos_per_s"] = round(self.processed / self.elapsed_s, 2) if self.elapsed_s and self.processed else None
+        return data
+
+
+@dataclass
+class _Known:
+    id: int
+    size_bytes: int | None
+    mtime_ns: int | None
+    status: str
+    content_hash: str | None
+
+
+def scan(db: Database, settings: Settings, roots: Sequence[str | os.PathLike[str]],
+         progress: Progress | None = None) -> ScanSummary:
+    progress = progress or NoProgress()
+    raw_roots = [normalize_root(r) for r in roots]
+    for r in raw_roots:
+        if not os.path.exists(r):
+            raise PhotoscoutError(f"{display(r)}: no such file or folder")
+    started = time.perf_counter()
+    settings.thumbnails_dir.mkdir(parents=True, exist_ok=True)
+
+    with db.connection() as lock_conn:
+        lock_conn.autocommit = True
+        got = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (SCAN_LOCK_KEY,)).fetchone()
+        if not got or not got[0]:
+            raise PhotoscoutError("another 'photoscout index' is running on this library; wait for it to finish")
+        try:
+            summary = _scan_locked(db, settings, raw_roots, progress)
+        finally:
+            lock_conn.execute("SELECT pg_advisory_unlock(%s)", (SCAN_LOCK_KEY,))
+            lock_conn.autocommit = False
+    summary.elapsed_s = round(time.perf_counter() - started, 3)
+    with db.connection() as conn:
+        conn.execute(
+            "UPDATE scans SET status = 'completed', finished_at = now(), counts = %s WHERE id = %s",
+            (Jsonb(summary.as_dict()), summary.scan_id),
+        )
+    return summary
+
+
+def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress: Progress) -> ScanSummary:
+    with db.connection() as conn:
+        _mark_interrupted_scans(conn)
+        row = conn.execute(
+            "INSERT INTO scans (roots, host, pid) VALUES (%s, %s, %s) RETURNING id",
+            ([display(r) for r in roots], socket.gethostname(), os.getpid()),
+        ).fetchone()
+        assert row is not None
+        summary = ScanSummary(scan_id=row[0], roots=[display(r) for r in roots])
+
+    # 1. walk
+    progress.phase("finding photos", None)
+    found: dict[bytes, FoundFile] = {}
+    for item in walk(roots, exclude=[os.fsencode(settings.data_dir)]):
+        if isinstance(item, WalkIssue):
+            summary.issues.append({"path": display(item.path_raw), "message": item.message})
+        else:
+            found[item.path_raw] = item
+            progress.advance()
+    summary.found = len(found)
+
+    # 2. compare with what is stored
+    known = _load_known(db, roots)
+    to_read: list[bytes] = []
+    walk_faults: list[FoundFile] = []
+    restored_ids: list[int] = []
+    for path_raw, f in found.items():
+        k = known.get(path_raw)
+        if f.fault is not None:
+            if k is not None and k.status == "error" and k.size_bytes is None:
+                summary.unchanged += 1  # the same unresolvable link as last time
+            else:
+                walk_faults.append(f)
+            continue
+        if k is not None and k.size_bytes == f.size_bytes and k.mtime_ns == f.mtime_ns:
+            summary.unchanged += 1
+            if k.status == "missing":
+                restored_ids.append(k.id)
+            continue
+        to_read.append(path_raw)
+    if restored_ids:
+        with db.connection() as conn:
+            conn.execute("UPDATE photos SET status = 'ok', missing_since = NULL, updated_at = now() "
+                         "WHERE id = ANY(%s)", (restored_ids,))
+        summary.restored += len(restored_ids)
+
+    # 3. read new and changed files, write in batches
+    writer = _BatchWriter(db, known, found, summary)
+    writer.write([ImageFault(f.path_raw, *_split_fault(f.fault or "")) for f in walk_faults])
+    progress.phase("reading photos", len(to_read))
+    batch: list[ImageInfo | ImageFault] = []
+    for result in _read_all(settings, to_read):
+        batch.append(result)
+        if len(batch) >= settings.scan_batch_size:
+            writer.write(batch)
+            progress.advance(len(batch))
+            batch = []
+    if batch:
+        writer.write(batch)
+        progress.advance(len(batch))
+
+    # 4. what was not found any more
+    gone = [k for p, k in known.items() if p not in found and k.id not in writer.moved_ids]
+    with db.connection() as conn:
+        # a photo (even one whose file had gone bad) is never purged by a scan: it is marked missing
+        missing_ids = [k.id for k in gone if k.status == "ok" or (k.status == "error" and k.content_hash)]
+        if missing_ids:
+            conn.execute("UPDATE photos SET status = 'missing', missing_since = now(), updated_at = now() "
+                         "WHERE id = ANY(%s) AND status <> 'missing'", (missing_ids,))
+        summary.missing = len(missing_ids)
+        stale_errors = [k.id for k in gone if k.status == "error" and k.content_hash is None]
+        if stale_errors:  # a bad file that is gone was never a photo: nothing to keep
+            conn.execute("DELETE FROM photos WHERE id = ANY(%s) AND status = 'error'", (stale_errors,))
+    return summary
+
+
+def _split_fault(fault: str) -> tuple[str, str]:
+    kind, _, message = fault.partition(": ")
+    return kind, message
+
+
+def _read_all(settings: Settings, paths: list[bytes]) -> Iterator[ImageInfo | ImageFault]:
+    func = functools.partial(read_image, thumbnails_dir=str(settings.thumbnails_dir),
+                             thumb_size=settings.thumbnail_size)
+    workers = min(settings.effective_workers(), max(1, len(paths)))
+    if len(paths) < IN_PROCESS_BELOW or workers == 1:
+        configure_worker(settings.max_image_pixels)
+        for p in paths:
+            yield func(p)
+        return
+    # spawn, not fork: a forked child would share the parent's database sockets
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, initializer=configure_worker, initargs=(settings.max_image_pixels,)) as pool:
+        yield from pool.imap_unordered(func, paths, chunksize=4)
+
+
+def _load_known(db: Database, roots: Iterable[bytes]) -> dict[bytes, _Known]:
+    known: dict[bytes, _Known] = {}
+    with db.connection() as conn:
+        for r in roots:
+            rows = conn.execute(
+                "SELECT path_raw, id, size_bytes, mtime_ns, status, content_hash FROM photos "
+                "WHERE path = %s OR path LIKE %s",
+                (display(r), like_prefix(display(r))),
+            )
+            for path_raw, *rest in rows:
+                known[bytes(path_raw)] = _Known(*rest)
+    return known
+
+
+def _mark_interrupted_scans(conn: Any) -> None:
+    host = socket.gethostname()
+    for scan_id, pid in conn.execute("SELECT id, pid FROM scans WHERE status = 'running' AND host = %s", (host,)):
+        if not psutil.pid_exists(pid) or pid == os.getpid():
+            conn.execute("UPDATE scans SET status = 'interrupted', finished_at = now() WHERE id = %s", (scan_id,))
+
+
+_INFO_COLUMNS = ("content_hash", "size_bytes", "mtime_ns", "format", "width", "height", "orientation",
+                 "taken_at", "taken_at_source", "camera_make", "camera_model", "thumbnail")
+
+
+def _info_values(info: ImageInfo) -> tuple[Any, ...]:
+    return tuple(getattr(info, c) for c in _INFO_COLUMNS)
+
+
+class _BatchWriter:
+    def __init__(self, db: Database, known: dict[bytes, _Known], found: dict[bytes, FoundFile],
+                 summary: ScanSummary) -> None:
+        self.db = db
+        self.known = known
+        self.found = found
+        self.summary = summary
+        self.moved_ids: set[int] = set()
+
+    def write(self, results: Sequence[ImageInfo | ImageFault]) -> None:
+        if not results:
+            return
+        with self.db.connection() as conn:
+            infos = [r for r in results if isinstance(r, ImageInfo)]
+            moves = self._find_moves(conn, [i for i in infos if i.path_raw not in self.known])
+            for r in results:
+                if isinstance(r, ImageFault):
+                    self._write_fault(conn, r)
+                elif r.path_raw in moves:
+                    self._write_move(conn, r, moves[r.path_raw])
+                else:
+                    self._write_info(conn, r)
+
+    def _find_moves(self, conn: Any, infos: list[ImageInfo]) -> dict[bytes, int]:
+        """New paths whose content equals a stored photo whose file is gone: the photo moved."""
+        if not infos:
+            return {}
+        candidates: dict[str, list[tuple[int, bytes]]] = {}
+        for pid, path_raw, content_hash in conn.execute(
+            "SELECT id, path_raw, content_hash FROM photos WHERE content_hash = ANY(%s) AND status <> 'error' "
+            "ORDER BY id", ([i.content_hash for i in infos],)
+        ):
+            old = bytes(path_raw)
+            if pid in self.moved_ids or old in self.found or os.path.lexists(old):
+                continue
+            candidates.setdefault(content_hash, []).append((pid, old))
+        moves: dict[bytes, int] = {}
+        for info in infos:
+            options = candidates.get(info.content_hash)
+            if options:
+                pid, _old = options.pop(0)
+                moves[info.path_raw] = pid
+                self.moved_ids.add(pid)
+        return moves
+
+    def _write_move(self, conn: Any, info: ImageInfo, photo_id: int) -> None:
+        conn.execute(
+            "UPDATE photos SET path = %s, path_raw = %s, folder = %s, status = 'ok', error = NULL, "
+            "missing_since = NULL, last_seen_at = now(), updated_at = now(), "
+            + ", ".join(f"{c} = %s" for c in _INFO_COLUMNS) + " WHERE id = %s",
+            (display(info.path_raw), info.path_raw, folder_of(info.path_raw), *_info_values(info), photo_id),
+        )
+        self.summary.moved += 1
+
+    def _write_info(self, conn: Any, info: ImageInfo) -> None:
+        k = self.known.get(info.path_raw)
+        if k is not None and k.content_hash is not None and k.content_hash != info.content_hash:
+            # The file was edited: outputs computed from the old pixels no longer describe it.
+            for table in DERIVED_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE photo_id = %s", (k.id,))
+        cols = ", ".join(_INFO_COLUMNS)
+        row = conn.execute(
+            f"INSERT INTO photos (path, path_raw, folder, status, {cols}) "
+            f"VALUES (%s, %s, %s, 'ok', {', '.join(['%s'] * len(_INFO_COLUMNS))}) "
+            "ON CONFLICT (path_raw) DO UPDATE SET status = 'ok', error = NULL, missing_since = NULL, "
+            "last_seen_at = now(), updated_at = now(), "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in _INFO_COLUMNS)
+            + " RETURNING id, (xmax = 0) AS inserted",
+            (display(info.path_raw), info.path_raw, folder_of(info.path_raw), *_info_values(info)),
+        ).fetchone()
+        if row[1]:
+            self.summary.new += 1
+            self.summary.new_photo_ids.append(row[0])
+        else:
+            self.summary.updated += 1
+
+    def _write_fault(self, conn: Any, fault: ImageFault) -> None:
+        k = self.known.get(fault.path_raw)
+        if fault.kind == "vanished" and k is not None and k.status == "ok":
+            conn.execute("UPDATE photos SET status = 'missing', missing_since = now(), updated_at = now() "
+                         "WHERE id = %s", (k.id,))
+            self.summary.missing += 1
+            return
+        # Keep whatever was stored for a photo that went bad; only status, reason and file facts change.
+        conn.execute(
+            "INSERT INTO photos (path, path_raw, folder, status, error, size_bytes, mtime_ns) "
+            "VALUES (%s, %s, %s, 'error', %s, %s, %s) "
+            "ON CONFLICT (path_raw) DO UPDATE SET status = 'error', error = EXCLUDED.error, "
+            "size_bytes = EXCLUDED.size_bytes, mtime_ns = EXCLUDED.mtime_ns, updated_at = now()",
+            (display(fault.path_raw), fault.path_raw, folder_of(fault.path_raw), fault.reason,
+             fault.size_bytes, fault.mtime_ns),
+        )
+        self.summary.errors += 1
+        self.summary.error_files.append({"path": display(fault.path_raw), "reason": fault.reason})
