@@ -45,7 +45,7 @@ def _print_summary(s: scanner.ScanSummary) -> None:
         f"Scanned {', '.join(s.roots)} in {s.elapsed_s:.1f}s{rate}: {s.found} image files, "
         f"{s.new} new, {s.updated} changed, {s.moved} moved, {s.unchanged} unchanged, "
         f"{s.restored} back from missing, {s.missing} now missing, {s.errors} unreadable.",
-        highlight=False,
+        highlight=False, soft_wrap=True,
     )
     if s.error_files:
         table = Table("unreadable file", "reason", title=f"{s.errors} file(s) could not be read", title_justify="left")
@@ -55,7 +55,8 @@ def _print_summary(s: scanner.ScanSummary) -> None:
         if s.errors > MAX_ERRORS_SHOWN:
             err_console.print(f"... and {s.errors - MAX_ERRORS_SHOWN} more: photoscout photos list --errors")
     for issue in s.issues:
-        err_console.print(f"[yellow]warning:[/yellow] {issue['path']}: {issue['message']}", highlight=False)
+        err_console.print(f"[yellow]warning:[/yellow] {issue['path']}: {issue['message']}", highlight=False,
+                          soft_wrap=True)
 
 
 def status_command(json_out: JsonOption = False) -> None:

@@ -21,7 +21,7 @@ from psycopg_pool import ConnectionPool
 from photoscout.config import Settings
 from photoscout.database import migrations
 from photoscout.database.embedded import EmbeddedServer
-from photoscout.database.vectors import MIN_PGVECTOR, configure_connection, pgvector_version
+from photoscout.database.vectors import MIN_PGVECTOR, configure_connection, pgvector_version, reset_connection
 from photoscout.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class Database:
             min_size=1,
             max_size=self.settings.pool_max_size,
             configure=configure_connection,
+            reset=reset_connection,
             check=ConnectionPool.check_connection,
             reconnect_timeout=300,
             open=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 from pgvector.psycopg import register_vector
+from psycopg.rows import tuple_row
 
 MIN_PGVECTOR = (0, 7, 0)
 
@@ -11,6 +12,14 @@ MIN_PGVECTOR = (0, 7, 0)
 def configure_connection(conn: psycopg.Connection) -> None:
     """Pool ``configure`` hook: numpy arrays <-> vector / halfvec / sparsevec."""
     register_vector(conn)
+    conn.commit()
+
+
+def reset_connection(conn: psycopg.Connection) -> None:
+    """Pool ``reset`` hook: a connection goes back as it came (tuple rows, transactions, no session locks)."""
+    conn.row_factory = tuple_row  # type: ignore[assignment]
+    conn.autocommit = False
+    conn.execute("SELECT pg_advisory_unlock_all()")
     conn.commit()
 
 

@@ -21,8 +21,7 @@ LIST_FILTERS = ("ok", "missing", "error", "all")
 
 
 def status(db: Database) -> dict[str, Any]:
-    with db.connection() as conn:
-        conn.row_factory = dict_row  # type: ignore[assignment]
+    with db.connection() as c, c.cursor(row_factory=dict_row) as conn:
         counts = conn.execute(
             "SELECT count(*) FILTER (WHERE status = 'ok') AS photos, "
             "count(*) FILTER (WHERE status = 'missing') AS missing, "
@@ -79,15 +78,13 @@ def list_photos(
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY path LIMIT %s OFFSET %s"
-    with db.connection() as conn:
-        conn.row_factory = dict_row  # type: ignore[assignment]
+    with db.connection() as c, c.cursor(row_factory=dict_row) as conn:
         return [_jsonable(r) for r in conn.execute(sql, [*params, limit, offset])]
 
 
 def get_photo(db: Database, ref: str | int) -> dict[str, Any]:
     """A photo by id or by path."""
-    with db.connection() as conn:
-        conn.row_factory = dict_row  # type: ignore[assignment]
+    with db.connection() as c, c.cursor(row_factory=dict_row) as conn:
         if isinstance(ref, int) or str(ref).isdigit():
             row = conn.execute(f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos WHERE id = %s", (int(ref),)).fetchone()
         else:

@@ -89,9 +89,12 @@ def read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int) -> ImageIn
             if st.st_size <= IN_MEMORY_LIMIT:
                 data = fh.read()
                 digest.update(data)
+                head = data[:16]
                 source: io.BytesIO | str | bytes = io.BytesIO(data)
             else:
+                head = b""
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    head = head or chunk[:16]
                     digest.update(chunk)
                 source = path_raw
     except OSError as exc:
@@ -103,7 +106,11 @@ def read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int) -> ImageIn
         return ImageFault(path_raw, "too_large", f"refused as a possible decompression bomb ({exc})",
                           st.st_size, st.st_mtime_ns)
     except UnidentifiedImageError:
-        return ImageFault(path_raw, "not_image", "not an image Pillow can identify (wrong extension or corrupt header)",
+        looks_like = sniff_format(head)
+        if looks_like:
+            return ImageFault(path_raw, "corrupt", f"starts like a {looks_like} file but its header is damaged",
+                              st.st_size, st.st_mtime_ns)
+        return ImageFault(path_raw, "not_image", "not an image (no known image format; wrong extension?)",
                           st.st_size, st.st_mtime_ns)
     except _Unsupported as exc:
         return ImageFault(path_raw, "unsupported", str(exc), st.st_size, st.st_mtime_ns)
@@ -117,6 +124,24 @@ def read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int) -> ImageIn
         # Pillow's plugins raise these on malformed files
         return ImageFault(path_raw, "corrupt", f"malformed image ({type(exc).__name__}: {exc})",
                           st.st_size, st.st_mtime_ns)
+
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+)
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The format a file's first bytes announce (to tell a damaged image from a file that is no image at all)."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heim", b"heis", b"hevc"):
+        return "HEIF"
+    return None
 
 
 class _Unsupported(Exception):

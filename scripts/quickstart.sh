@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set everything up and run the main job on the embedded default: install into .venv/, then scan a photo folder
+# into the embedded PostgreSQL + pgvector under the photoscout home, then show what is there.
+# Usage: scripts/quickstart.sh [PHOTO_FOLDER...]   (default: ../shared/datasets/photos-dev)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+if [ "$#" -eq 0 ]; then set -- ../shared/datasets/photos-dev; fi
+status=0
+.venv/bin/photoscout index "$@" || status=$?
+.venv/bin/photoscout status
+exit "$status"
