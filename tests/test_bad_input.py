@@ -7,7 +7,6 @@ import pwd
 import shutil
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from photoscout.config import Settings

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -35,10 +35,10 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    home: Annotated[Optional[Path], typer.Option(
+    home: Annotated[Path | None, typer.Option(
         "--home", help="Home directory (data/ and models/); default $PHOTOSCOUT_HOME or ~/.local/share/photoscout.",
         file_okay=False)] = None,
-    database_url: Annotated[Optional[str], typer.Option(
+    database_url: Annotated[str | None, typer.Option(
         "--database-url", help="Use this PostgreSQL (with pgvector) instead of the embedded server.",
         envvar=None)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,

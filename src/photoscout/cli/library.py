@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from photoscout.cli.common import JsonOption, RichProgress, console, err_console, open_db, print_json
 from photoscout.library import catalog, scanner
@@ -48,7 +48,7 @@ def _print_summary(s: scanner.ScanSummary) -> None:
         highlight=False, soft_wrap=True,
     )
     if s.error_files:
-        table = Table("unreadable file", "reason", title=f"{s.errors} file(s) could not be read", title_justify="left")
+        table = Table(Column("unreadable file", overflow="fold"), "reason", title=f"{s.errors} file(s) could not be read", title_justify="left")
         for e in s.error_files[:MAX_ERRORS_SHOWN]:
             table.add_row(e["path"], e["reason"])
         err_console.print(table)
@@ -94,7 +94,7 @@ def photos_list(
     = False,
     missing: Annotated[bool, typer.Option("--missing", help="Only photos whose file is gone.")] = False,
     all_: Annotated[bool, typer.Option("--all", help="Every row, whatever its status.")] = False,
-    folder: Annotated[Optional[Path], typer.Option("--folder", help="Only photos under this folder.")] = None,
+    folder: Annotated[Path | None, typer.Option("--folder", help="Only photos under this folder.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many.", min=1)] = 50,
     offset: Annotated[int, typer.Option(help="Skip this many first.", min=0)] = 0,
     json_out: JsonOption = False,
@@ -108,11 +108,11 @@ def photos_list(
         print_json(rows)
         return
     if which == "error":
-        table = Table("id", "path", "reason")
+        table = Table("id", Column("path", overflow="fold"), "reason")
         for r in rows:
             table.add_row(str(r["id"]), r["path"], r["error"] or "")
     else:
-        table = Table("id", "path", "status", "taken", "size", "camera")
+        table = Table("id", Column("path", overflow="fold"), "status", "taken", "size", "camera")
         for r in rows:
             taken = (r["taken_at"] or "")[:16].replace("T", " ")
             size = f"{r['width']}x{r['height']}" if r["width"] else ""

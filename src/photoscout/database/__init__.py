@@ -37,7 +37,7 @@ def redact(url: str) -> str:
         return "<invalid database URL>"
     if params.get("password"):
         params["password"] = "***"
-    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 
 class Database:
@@ -100,7 +100,9 @@ class Database:
     def __enter__(self) -> Database:
         return self.open()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     # -- use --------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ def configure_connection(conn: psycopg.Connection) -> None:
 
 def reset_connection(conn: psycopg.Connection) -> None:
     """Pool ``reset`` hook: a connection goes back as it came (tuple rows, transactions, no session locks)."""
-    conn.row_factory = tuple_row  # type: ignore[assignment]
+    conn.row_factory = tuple_row
     conn.autocommit = False
     conn.execute("SELECT pg_advisory_unlock_all()")
     conn.commit()

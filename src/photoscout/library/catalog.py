@@ -44,9 +44,9 @@ def status(db: Database) -> dict[str, Any]:
         ).fetchone()
     assert counts is not None
     if last_scan is not None:
-        c = last_scan.pop("counts") or {}
-        last_scan.update({k: c.get(k) for k in ("found", "new", "updated", "moved", "errors", "missing",
-                                                   "elapsed_s") if k in c})
+        scan_counts = last_scan.pop("counts") or {}
+        last_scan.update({k: scan_counts[k] for k in ("found", "new", "updated", "moved", "errors", "missing",
+                                                      "elapsed_s") if k in scan_counts})
     return {
         "photos": counts["photos"],
         "missing": counts["missing"],
