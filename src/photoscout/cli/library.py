@@ -48,7 +48,8 @@ def _print_summary(s: scanner.ScanSummary) -> None:
         highlight=False, soft_wrap=True,
     )
     if s.error_files:
-        table = Table(Column("unreadable file", overflow="fold"), "reason", title=f"{s.errors} file(s) could not be read", title_justify="left")
+        table = Table(Column("unreadable file", overflow="fold"), "reason",
+                      title=f"{s.errors} file(s) could not be read", title_justify="left")
         for e in s.error_files[:MAX_ERRORS_SHOWN]:
             table.add_row(e["path"], e["reason"])
         err_console.print(table)
