@@ -15,6 +15,7 @@ from photoscout import __version__
 from photoscout.cli import common
 from photoscout.cli.database import db_app
 from photoscout.cli.library import index_command, photos_app, status_command
+from photoscout.cli.models import models_app
 from photoscout.errors import PhotoscoutError
 
 app = typer.Typer(
@@ -56,6 +57,7 @@ app.command("index")(index_command)
 app.command("status")(status_command)
 app.add_typer(photos_app, name="photos")
 app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
 
 
 @app.command("config")

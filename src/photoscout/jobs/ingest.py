@@ -1,0 +1,58 @@
+"""After a scan, ``index`` runs every active model on the photos that lack its outputs, in batches, then updates
+categories. Progress goes to the same Progress interface as the scan. Interrupted runs resume: what is done is
+recorded per photo and model (``photo_model_runs``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from photoscout.config import Settings
+from photoscout.database import Database
+from photoscout.jobs.outputs import ModelSet, PhotoRow, pending_photos, refresh_categories, run_models
+from photoscout.library.progress import NoProgress, Progress
+from photoscout.registry import lifecycle
+
+
+@dataclass
+class EnrichSummary:
+    photos: int = 0
+    model_runs: int = 0
+    ocr_skipped: int = 0
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+
+def enrich(db: Database, settings: Settings, *, models: ModelSet | None = None,
+           progress: Progress | None = None) -> EnrichSummary:
+    import time
+
+    started = time.perf_counter()
+    progress = progress or NoProgress()
+    models = models or ModelSet(settings)
+    active = [m for m in lifecycle.list_models(db) if m.status == "active"]
+    summary = EnrichSummary(models=[m.ref for m in active])
+    need: dict[int, set[int]] = {}
+    photos: dict[int, PhotoRow] = {}
+    for m in active:
+        for p in pending_photos(db, m.id):
+            need.setdefault(m.id, set()).add(p.id)
+            photos[p.id] = p
+    summary.photos = len(photos)
+    if not photos:
+        summary.elapsed_s = round(time.perf_counter() - started, 3)
+        return summary
+    progress.phase("running models", len(photos))
+    ordered = sorted(photos.values(), key=lambda p: p.id)
+    batch_size = max(1, settings.batch_size)
+    for start in range(0, len(ordered), batch_size):
+        batch = ordered[start: start + batch_size]
+        report = run_models(db, settings, models, active, batch, need=need)
+        summary.model_runs += report.done
+        summary.ocr_skipped += report.skipped
+        summary.failed += [{"photo_id": pid, "reason": why} for pid, why in report.failed]
+        refresh_categories(db, [p.id for p in batch])
+        progress.advance(len(batch))
+    summary.elapsed_s = round(time.perf_counter() - started, 3)
+    return summary

