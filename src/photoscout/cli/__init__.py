@@ -13,6 +13,7 @@ import typer
 
 from photoscout import __version__
 from photoscout.cli import common
+from photoscout.cli.classes import classes_app
 from photoscout.cli.database import db_app
 from photoscout.cli.library import index_command, photos_app, status_command
 from photoscout.cli.models import models_app
@@ -58,6 +59,7 @@ app.command("status")(status_command)
 app.add_typer(photos_app, name="photos")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
+app.add_typer(classes_app, name="classes")
 
 
 @app.command("config")

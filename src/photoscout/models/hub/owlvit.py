@@ -1,0 +1,56 @@
+"""Open-vocabulary detection with OWL-ViT / OWLv2 (transformers): regions for text queries from the config
+(``queries``), kept above ``threshold``; boxes as fractions of the image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from photoscout.models.base import DetectorModel, Region
+from photoscout.models.hub import set_threads, torch_device
+
+DEFAULT_QUERIES = ["a face", "a receipt", "a laptop", "a phone", "a screen", "a car", "a dog", "a cat", "food"]
+
+
+class OwlVitDetector(DetectorModel):
+    def _load(self) -> None:
+        from transformers import AutoImageProcessor, AutoModelForZeroShotObjectDetection, AutoTokenizer
+
+        set_threads(self.runtime.threads)
+        folder = str(self.spec.artifact_dir)
+        self.device = torch_device(self.runtime.device)
+        self.model = AutoModelForZeroShotObjectDetection.from_pretrained(folder).to(self.device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.processor = AutoImageProcessor.from_pretrained(folder)
+        self.queries: list[str] = list(self.spec.config.get("queries", DEFAULT_QUERIES))
+        self.threshold = float(self.spec.config.get("threshold", 0.2))
+
+    def detect(self, images: list[Image.Image]) -> list[list[Region]]:
+        import torch
+
+        self.load()
+        results: list[list[Region]] = []
+        for im in images:
+            im = im.convert("RGB")
+            text: Any = self.tokenizer(self.queries, padding="max_length", truncation=True,
+                                       max_length=int(self.spec.config.get("max_text_length", 16)),
+                                       return_tensors="pt")
+            pixels = self.processor(images=[im], return_tensors="pt")["pixel_values"]
+            with torch.inference_mode():
+                out = self.model(input_ids=text["input_ids"].to(self.device),
+                                 attention_mask=text["attention_mask"].to(self.device),
+                                 pixel_values=pixels.to(self.device))
+            w, h = im.size
+            det = self.processor.post_process_object_detection(
+                out, threshold=self.threshold, target_sizes=torch.tensor([[h, w]]))[0]
+            regions = []
+            for score, label, box in zip(det["scores"].tolist(), det["labels"].tolist(), det["boxes"].tolist(),
+                                         strict=True):
+                x1, y1, x2, y2 = (max(0.0, v) for v in box)
+                x2, y2 = min(float(w), x2), min(float(h), y2)
+                if x2 > x1 and y2 > y1:
+                    regions.append(Region(self.queries[int(label)], float(score),
+                                          (x1 / w, y1 / h, (x2 - x1) / w, (y2 - y1) / h)))
+            results.append(regions)
+        return results

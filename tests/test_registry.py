@@ -1,0 +1,133 @@
+"""The registry lifecycle with a tiny SigLIP built locally (random weights, never downloaded): register from a folder
+-> verify -> embed images and texts; activate, a second version, rollback, history; the CLI over the same."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from photoscout.config import Settings
+from photoscout.database import Database
+from photoscout.errors import PhotoscoutError
+from photoscout.models import factory
+from photoscout.models.base import EmbeddingModel, RuntimeOptions
+from photoscout.registry import lifecycle, local
+from tests.conftest import DATASET, run_cli
+from tests.tiny_models import build_tiny_blip, build_tiny_owlvit, build_tiny_siglip
+
+
+@pytest.fixture(scope="module")
+def tiny_siglip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_siglip(Path(tmp_path_factory.mktemp("siglip")))
+
+
+def _photos() -> list[Image.Image]:
+    return [Image.open(DATASET / "food" / "apple_pie_00000.jpg"), Image.new("RGB", (64, 48), (10, 200, 30))]
+
+
+def test_tiny_siglip_register_verify_embed(db: Database, settings: Settings, tiny_siglip: Path) -> None:
+    model, note = local.register_folder(db, settings, ref="tiny-siglip@v0.1.0", source_dir=tiny_siglip,
+                                        type_="embedding", backend="hf-image-text")
+    assert model.status == "staging" and "manifest written" in note
+    assert model.config["dim"] == 32 and model.config["architecture"] == "siglip"
+    _m, problems = lifecycle.verify(db, settings, model.ref)
+    assert problems == []
+    embedder = factory.create(model.spec(settings), RuntimeOptions(threads=2, batch_size=4))
+    assert isinstance(embedder, EmbeddingModel)
+    vectors, analyses = embedder.analyze_images(_photos())
+    texts = embedder.embed_texts(["a photo of a cat", "pizza"])
+    assert vectors.shape == (2, 32) and texts.shape == (2, 32)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+    assert not np.allclose(texts[0], texts[1])
+    assert abs(sum(analyses[0].category_scores.values()) - 1) < 1e-4
+
+
+def test_hub_detector_and_captioner_backends(db: Database, settings: Settings, tmp_path: Path) -> None:
+    owl, _ = local.register_folder(db, settings, ref="tiny-owlvit@v0.1.0",
+                                   source_dir=build_tiny_owlvit(tmp_path / "owl"), type_="detector",
+                                   backend="hf-owlvit", config={"threshold": 0.0, "queries": ["a face", "food"]})
+    regions = factory.create(owl.spec(settings), RuntimeOptions(threads=2)).detect(_photos())  # type: ignore[attr-defined]
+    assert len(regions) == 2 and regions[0] and regions[0][0].label in ("a face", "food")
+    assert all(0 <= v <= 1 for v in regions[0][0].box)
+    blip, _ = local.register_folder(db, settings, ref="tiny-blip@v0.1.0",
+                                    source_dir=build_tiny_blip(tmp_path / "blip"), type_="captioning",
+                                    backend="hf-blip", config={"max_new_tokens": 4})
+    captions = factory.create(blip.spec(settings), RuntimeOptions(threads=2)).caption(_photos())  # type: ignore[attr-defined]
+    assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
+
+
+def test_activate_second_version_rollback_and_history(db: Database, settings: Settings, tiny_siglip: Path,
+                                                      tmp_path: Path) -> None:
+    v1, _ = local.register_folder(db, settings, ref="tiny@v1.0.0", source_dir=tiny_siglip, type_="embedding",
+                                  backend="hf-image-text")
+    lifecycle.activate(db, settings, v1.ref, reason="first")
+    before_v2 = datetime.now(UTC)
+    v2, _ = local.register_folder(db, settings, ref="tiny@v2.0.0", source_dir=tiny_siglip, type_="embedding",
+                                  backend="hf-image-text")
+    lifecycle.activate(db, settings, v2.ref, reason="better")
+    assert lifecycle.get(db, v1.ref).status == "deprecated"
+    assert lifecycle.active(db, "embedding").ref == v2.ref  # type: ignore[union-attr]
+    with pytest.raises(PhotoscoutError, match="cannot be deleted"):
+        lifecycle.delete(db, v2.ref)
+    with pytest.raises(PhotoscoutError, match="active"):
+        lifecycle.deprecate(db, v2.ref)
+    restored, replaced = lifecycle.rollback(db, settings, "embedding")
+    assert (restored.ref, restored.status, replaced.ref, replaced.status) == (v1.ref, "active", v2.ref, "deprecated")
+    steps = [(h["version"], h["from_status"], h["to_status"]) for h in lifecycle.history(db)]
+    assert steps == [
+        ("v1.0.0", None, "staging"), ("v1.0.0", "staging", "active"), ("v2.0.0", None, "staging"),
+        ("v1.0.0", "active", "deprecated"), ("v2.0.0", "staging", "active"),
+        ("v2.0.0", "active", "deprecated"), ("v1.0.0", "deprecated", "active"),
+    ]
+    assert lifecycle.active_at(db, "embedding", before_v2) == v1.ref
+    with pytest.raises(PhotoscoutError, match="semantic"):
+        local.register_folder(db, settings, ref="tiny@2.0", source_dir=tiny_siglip, type_="embedding",
+                              backend="hf-image-text")
+    with pytest.raises(PhotoscoutError, match="unknown backend"):
+        local.register_folder(db, settings, ref="tiny@v3.0.0", source_dir=tiny_siglip, type_="embedding",
+                              backend="clip-magic")
+    with pytest.raises(PhotoscoutError, match="already registered|already exists"):
+        local.register_folder(db, settings, ref="tiny@v1.0.0", source_dir=tiny_siglip, type_="embedding",
+                              backend="hf-image-text")
+
+
+def test_models_cli_register_activate_rollback_history(tmp_path: Path, tiny_siglip: Path) -> None:
+    home = tmp_path / "home"
+    for version in ("v1.0.0", "v1.1.0"):
+        out = run_cli("models", "register", f"tiny@{version}", "--from", str(tiny_siglip), "--type", "embedding",
+                      "--backend", "hf-image-text", "--json", home=home, check=True)
+        assert json.loads(out.stdout)["status"] == "staging"
+        run_cli("models", "activate", f"tiny@{version}", "--reason", f"try {version}", home=home, check=True)
+    listed = {m["version"]: m["status"] for m in json.loads(run_cli("models", "list", "--json", home=home,
+                                                                     check=True).stdout)}
+    assert listed == {"v1.0.0": "deprecated", "v1.1.0": "active"}
+    rolled = json.loads(run_cli("models", "rollback", "--json", home=home, check=True).stdout)
+    assert rolled["active"]["version"] == "v1.0.0"
+    history = json.loads(run_cli("models", "history", "--json", home=home, check=True).stdout)
+    assert [h["to_status"] for h in history][-2:] == ["deprecated", "active"]
+    assert "try v1.1.0" in [h["reason"] for h in history]
+    # a changed byte: verify names the file and exits 1
+    weights = home / "models" / "tiny" / "v1.1.0" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0x01
+    weights.write_bytes(bytes(data))
+    proc = run_cli("models", "verify", "tiny@v1.1.0", home=home)
+    assert proc.returncode == 1 and "model.safetensors" in proc.stdout
+    proc = run_cli("models", "activate", "tiny@v1.1.0", home=home)
+    assert proc.returncode == 2 and "model.safetensors" in proc.stderr and "Traceback" not in proc.stderr
+    shown = json.loads(run_cli("models", "show", "tiny@v1.0.0", "--json", home=home, check=True).stdout)
+    assert shown["status"] == "active" and shown["manifest"]["files"]
+
+
+def test_pull_without_network_is_a_clear_error(tmp_path: Path) -> None:
+    proc = run_cli("models", "pull", "google/siglip2-base-patch16-224", "--as", "siglip2@v1.0.0",
+                   home=tmp_path / "home", env={"HF_HUB_OFFLINE": "1"}, timeout=120)
+    assert proc.returncode == 2 and "could not download" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "home" / "models" / "siglip2" / "v1.0.0").exists()
+    shutil.rmtree(tmp_path / "home", ignore_errors=True)
