@@ -9,7 +9,14 @@ from typing import Any
 
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.jobs.outputs import ModelSet, PhotoRow, pending_photos, refresh_categories, run_models
+from photoscout.jobs.outputs import (
+    ModelSet,
+    PhotoRow,
+    pending_photos,
+    prefetched,
+    refresh_categories,
+    run_models,
+)
 from photoscout.library.progress import NoProgress, Progress
 from photoscout.registry import lifecycle
 
@@ -46,9 +53,9 @@ def enrich(db: Database, settings: Settings, *, models: ModelSet | None = None,
     progress.phase("running models", len(photos))
     ordered = sorted(photos.values(), key=lambda p: p.id)
     batch_size = max(1, settings.batch_size)
-    for start in range(0, len(ordered), batch_size):
-        batch = ordered[start: start + batch_size]
-        report = run_models(db, settings, models, active, batch, need=need)
+    batches = [ordered[start: start + batch_size] for start in range(0, len(ordered), batch_size)]
+    for batch, loaded in prefetched(settings, batches):
+        report = run_models(db, settings, models, active, batch, need=need, loaded=loaded)
         summary.model_runs += report.done
         summary.ocr_skipped += report.skipped
         summary.failed += [{"photo_id": pid, "reason": why} for pid, why in report.failed]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,11 +137,29 @@ def load_images(settings: Settings, photos: Sequence[PhotoRow]) -> tuple[dict[in
     return images, failures
 
 
+Loaded = tuple[dict[int, Image.Image], dict[int, str]]
+
+
+def prefetched(settings: Settings, batches: Sequence[Sequence[PhotoRow]]) -> Iterator[tuple[Sequence[PhotoRow], Loaded]]:
+    """Yield each batch with its decoded images, decoding the next batch while the caller runs models on this one
+    (ONNX Runtime and Pillow both release the GIL)."""
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(load_images, settings, batches[0])
+        for i, batch in enumerate(batches):
+            loaded = future.result()
+            if i + 1 < len(batches):
+                future = pool.submit(load_images, settings, batches[i + 1])
+            yield batch, loaded
+
+
 def run_models(db: Database, settings: Settings, models: ModelSet, registered: Sequence[RegisteredModel],
-               photos: Sequence[PhotoRow], *, need: dict[int, set[int]] | None = None) -> BatchReport:
+               photos: Sequence[PhotoRow], *, need: dict[int, set[int]] | None = None,
+               loaded: Loaded | None = None) -> BatchReport:
     """Run each model on the photos that need it (``need``: model id -> photo ids; default all) and store it."""
     report = BatchReport()
-    images, failures = load_images(settings, photos)
+    images, failures = loaded if loaded is not None else load_images(settings, photos)
     by_id = {p.id: p for p in photos}
     writes: list[tuple[str, Any]] = []
     runs: list[tuple[int, int, str, str | None]] = []

@@ -23,15 +23,15 @@ RESIZE = 256
 
 
 def preprocess(images: list[Image.Image]) -> np.ndarray:
-    """Resize the shorter side to 256, centre-crop 224, scale to [-1, 1] (TF EfficientNet-Lite), NCHW."""
+    """Centre-crop 224/256 of the shorter side and resize it to 224 (the same pixels as resizing the shorter side to
+    256 then cropping 224, with fewer to compute); scale to [-1, 1] (TF EfficientNet-Lite); NCHW."""
     batch = np.empty((len(images), 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
     for i, im in enumerate(images):
         w, h = im.size
-        s = RESIZE / min(w, h)
-        im = im.resize((max(INPUT_SIZE, round(w * s)), max(INPUT_SIZE, round(h * s))), Image.Resampling.BICUBIC)
-        w, h = im.size
-        left, top = (w - INPUT_SIZE) // 2, (h - INPUT_SIZE) // 2
-        arr = np.asarray(im.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE)), dtype=np.float32)
+        side = min(w, h) * INPUT_SIZE / RESIZE
+        left, top = (w - side) / 2, (h - side) / 2
+        crop = im.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))
+        arr = np.asarray(crop, dtype=np.float32)
         batch[i] = ((arr - 127.0) / 128.0).transpose(2, 0, 1)
     return batch
 
