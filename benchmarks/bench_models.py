@@ -21,13 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.genlib import DATASET, generate
 from photoscout.config import load_settings
 from photoscout.database import Database
 from photoscout.jobs.outputs import ModelSet, PhotoRow, load_images, pending_photos, prefetched, run_models
-from photoscout.library import categories, scanner
+from photoscout.library import scanner
 from photoscout.models.conse import preprocess
 from photoscout.models.imageio import load_rgb
 from photoscout.registry import builtin, lifecycle
@@ -49,7 +47,7 @@ def bench_embedding(db: Database, settings, photos: list[PhotoRow], runs: int) -
     thumb_rates, orig_rates, fwd_rates = [], [], []
     no_thumb = [PhotoRow(p.id, p.path_raw, p.format, p.camera_make, p.width, p.height, None) for p in photos]
     for run in range(runs):
-        for variant, rows, rates in (("thumbnail", photos, thumb_rates), ("original", no_thumb, orig_rates)):
+        for rows, rates in ((photos, thumb_rates), (no_thumb, orig_rates)):
             _reset(db, emb.id)
             t = time.perf_counter()
             batches = [rows[start: start + bs] for start in range(0, len(rows), bs)]
@@ -114,10 +112,9 @@ def bench_gate(db: Database, settings, lib: Path) -> None:  # type: ignore[no-un
     print(f"mixed library of {len(outcome)} photos ({len(text)} documents/screenshots): OCR ran on {len(ran)} "
           f"({len(ran) / len(outcome):.0%}), skipped {len(other) - sum(outcome[p] == 'done' for p in other)} of "
           f"{len(other)} photos without text, missed {len(missed)} text photos")
-    print(f"model time: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
+    print("model time: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
           + f"; OCR {timings['ocr'] / total:.0%} of it with the gate (without it, at the same per-photo cost, about "
           f"{without_gate / (total - timings['ocr'] + without_gate):.0%} and {without_gate:.0f}s)")
-    _ = categories
 
 
 def main() -> None:
@@ -164,7 +161,6 @@ def main() -> None:
     with Database(s2) as db:
         builtin.install(db, s2, wheels_dir=settings.data_dir / "cache" / "wheels")
         bench_gate(db, s2, mixed)
-    _ = np
 
 
 if __name__ == "__main__":

@@ -140,7 +140,8 @@ def load_images(settings: Settings, photos: Sequence[PhotoRow]) -> tuple[dict[in
 Loaded = tuple[dict[int, Image.Image], dict[int, str]]
 
 
-def prefetched(settings: Settings, batches: Sequence[Sequence[PhotoRow]]) -> Iterator[tuple[Sequence[PhotoRow], Loaded]]:
+def prefetched(settings: Settings,
+               batches: Sequence[Sequence[PhotoRow]]) -> Iterator[tuple[Sequence[PhotoRow], Loaded]]:
     """Yield each batch with its decoded images, decoding the next batch while the caller runs models on this one
     (ONNX Runtime and Pillow both release the GIL)."""
     if not batches:
