@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     scan_batch_size: int = Field(default=64, ge=1, description="Photos written to the database per transaction.")
     thumbnail_size: int = Field(default=384, ge=32, le=2048,
                                 description="Longest side of thumbnails in pixels (models read them if large enough).")
+    broker_url: str | None = Field(
+        default=None, description="Celery broker for distributed jobs (redis://... or amqp://...); empty: local only."
+    )
+    job_unit_size: int = Field(default=32, ge=1, le=1000, description="Photos per unit of work in a job.")
+    lease_seconds: int = Field(default=60, ge=5, description="A unit not heartbeated for this long is reclaimed.")
+    path_map: list[str] = Field(
+        default_factory=list,
+        description="Photo path prefixes to rewrite on this machine, 'FROM=TO' (e.g. a NAS share mounted elsewhere).",
+    )
     max_image_pixels: int = Field(
         default=178_956_970, ge=1, description="Images with more pixels are refused as decompression bombs."
     )
@@ -117,6 +126,14 @@ class Settings(BaseSettings):
     def ensure_dirs(self) -> None:
         for d in (self.data_dir, self.models_dir, self.thumbnails_dir, self.logs_dir):
             d.mkdir(parents=True, exist_ok=True)
+
+    def map_path(self, path_raw: bytes) -> bytes:
+        """A stored photo path as this machine sees it (``path_map``)."""
+        for rule in self.path_map:
+            src, sep, dst = rule.partition("=")
+            if sep and path_raw.startswith(os.fsencode(src)):
+                return os.fsencode(dst) + path_raw[len(os.fsencode(src)):]
+        return path_raw
 
     def effective_workers(self) -> int:
         return self.scan_workers or os.cpu_count() or 1

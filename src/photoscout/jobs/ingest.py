@@ -39,6 +39,10 @@ def enrich(db: Database, settings: Settings, *, models: ModelSet | None = None,
     progress = progress or NoProgress()
     models = models or ModelSet(settings)
     active = [m for m in lifecycle.list_models(db) if m.status == "active"]
+    # A model whose job over the whole library is under way covers new photos too: no gap at promotion.
+    from photoscout.jobs.store import running_model_ids
+
+    active += [lifecycle.get_by_id(db, mid) for mid in running_model_ids(db) if mid not in {m.id for m in active}]
     summary = EnrichSummary(models=[m.ref for m in active])
     need: dict[int, set[int]] = {}
     photos: dict[int, PhotoRow] = {}

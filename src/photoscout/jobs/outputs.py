@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,7 +113,7 @@ def _load_base(settings: Settings, p: PhotoRow) -> Image.Image:
                 if min(im.size) >= MODEL_MIN_SIDE * 0.95 or (p.width and max(p.width, p.height or 0) <= max(im.size)):
                     im.load()
                     return im.convert("RGB")
-    return load_rgb(p.path_raw, max_side=BASE_MAX_SIDE, min_side=MODEL_MIN_SIDE)
+    return load_rgb(settings.map_path(p.path_raw), max_side=BASE_MAX_SIDE, min_side=MODEL_MIN_SIDE)
 
 
 def load_images(settings: Settings, photos: Sequence[PhotoRow]) -> tuple[dict[int, Image.Image], dict[int, str]]:
@@ -157,7 +157,8 @@ def prefetched(settings: Settings,
 
 def run_models(db: Database, settings: Settings, models: ModelSet, registered: Sequence[RegisteredModel],
                photos: Sequence[PhotoRow], *, need: dict[int, set[int]] | None = None,
-               loaded: Loaded | None = None) -> BatchReport:
+               loaded: Loaded | None = None, finalize: Callable[[Any, BatchReport], None] | None = None
+               ) -> BatchReport:
     """Run each model on the photos that need it (``need``: model id -> photo ids; default all) and store it."""
     report = BatchReport()
     images, failures = loaded if loaded is not None else load_images(settings, photos)
@@ -205,12 +206,11 @@ def run_models(db: Database, settings: Settings, models: ModelSet, registered: S
             for pid in ids:
                 if pid not in gated:
                     runs.append((pid, reg.id, "skipped", "no text expected"))
-                    report.skipped += 1
             todo = [pid for pid in ids if pid in gated]
             max_side = int(reg.config.get("max_side", 1600))
             for pid in todo:
                 try:
-                    big = load_rgb(by_id[pid].path_raw, max_side=max_side, min_side=max_side)
+                    big = load_rgb(settings.map_path(by_id[pid].path_raw), max_side=max_side, min_side=max_side)
                     result = model.read([big])[0]
                 except Exception as exc:  # noqa: BLE001 - a photo OCR cannot read is recorded, the rest go on
                     runs.append((pid, reg.id, "failed", f"ocr: {type(exc).__name__}: {exc}"))
@@ -224,9 +224,10 @@ def run_models(db: Database, settings: Settings, models: ModelSet, registered: S
                 writes.append(("caption", (pid, reg.id, cap)))
                 runs.append((pid, reg.id, "done", None))
 
-    _store(db, writes, runs)
     report.done = sum(1 for r in runs if r[2] == "done")
+    report.skipped = sum(1 for r in runs if r[2] == "skipped")
     report.failed = [(r[0], r[3] or "") for r in runs if r[2] == "failed"]
+    _store(db, writes, runs, lambda cur: finalize(cur, report) if finalize else None)
     return report
 
 
@@ -275,7 +276,9 @@ def _ocr_candidates(db: Database, ids: list[int],
     return out
 
 
-def _store(db: Database, writes: list[tuple[str, Any]], runs: list[tuple[int, int, str, str | None]]) -> None:
+def _store(db: Database, writes: list[tuple[str, Any]], runs: list[tuple[int, int, str, str | None]],
+           finalize: Callable[[Any], None]) -> None:
+    """All outputs of a batch, and the caller's bookkeeping (``finalize``), in one transaction."""
     with db.connection() as conn:
         cur = conn.cursor()
         emb = [w[1] for w in writes if w[0] == "embedding"]
@@ -318,6 +321,7 @@ def _store(db: Database, writes: list[tuple[str, Any]], runs: list[tuple[int, in
             cur.executemany("INSERT INTO photo_model_runs (photo_id, model_id, outcome, detail) VALUES "
                             "(%s, %s, %s, %s) ON CONFLICT (photo_id, model_id) DO UPDATE SET "
                             "outcome = EXCLUDED.outcome, detail = EXCLUDED.detail, at = now()", runs)
+        finalize(cur)
 
 
 def refresh_categories(db: Database, photo_ids: Sequence[int],

@@ -93,6 +93,14 @@ def get(db: Database, ref: str) -> RegisteredModel:
     return _row(row)
 
 
+def get_by_id(db: Database, model_id: int) -> RegisteredModel:
+    with db.connection() as c, c.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(f"SELECT {_COLUMNS} FROM model_registry WHERE id = %s", (model_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no model with id {model_id}")
+    return _row(row)
+
+
 def list_models(db: Database, *, type_: str | None = None) -> list[RegisteredModel]:
     sql = f"SELECT {_COLUMNS} FROM model_registry"
     params: list[Any] = []

@@ -1,0 +1,73 @@
+"""Celery executor: ``photoscout worker`` runs this app against the broker in ``broker_url`` (Redis or RabbitMQ).
+
+Tasks carry only a job id and drain that job through the same job tables as the local executor (late
+acknowledgement, one task at a time per worker process, retries with backoff when the database is away). A worker
+that starts also drains any job with work left, so units abandoned by a killed worker are picked up at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_ready
+
+from photoscout.config import Settings, load_settings
+from photoscout.database import Database
+from photoscout.errors import DatabaseUnavailable, PhotoscoutError
+
+log = logging.getLogger(__name__)
+QUEUE = "photoscout"
+
+app = Celery("photoscout")
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_default_queue=QUEUE,
+    task_ignore_result=True,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+
+_state: dict[str, Any] = {}
+
+
+def configure(settings: Settings) -> Celery:
+    if not settings.broker_url:
+        raise PhotoscoutError("no broker configured: set broker_url (e.g. redis://127.0.0.1:6379/0) in config.toml "
+                              "or PHOTOSCOUT_BROKER_URL")
+    app.conf.broker_url = settings.broker_url
+    _state["settings"] = settings
+    return app
+
+
+def _worker() -> Any:
+    from photoscout.jobs.runner import Worker
+
+    if "worker" not in _state:
+        settings = _state.get("settings") or load_settings()
+        db = Database(settings).open()
+        _state["db"] = db
+        _state["worker"] = Worker(db, settings)
+    return _state["worker"]
+
+
+@app.task(name="photoscout.drain_job", bind=True, autoretry_for=(DatabaseUnavailable,), retry_backoff=2,
+          retry_backoff_max=60, max_retries=20)
+def drain_job(self: Any, job_id: int | None) -> dict[str, Any]:
+    stats = _worker().run(job_id)
+    return {"units": stats.units, "photos": stats.photos, "failed": stats.failed}
+
+
+@worker_ready.connect
+def _recover(**_: Any) -> None:
+    drain_job.delay(None)
+
+
+def enqueue(settings: Settings, job_id: int, tasks: int = 2) -> None:
+    """Queue ``tasks`` drain tasks for a job (call after the job's transaction committed)."""
+    configure(settings)
+    for _ in range(max(1, tasks)):
+        drain_job.delay(job_id)

@@ -1,0 +1,243 @@
+"""The job tables. A job (kind, model, scope, status, counters) is split into units of photo ids; workers lease
+units (``FOR UPDATE SKIP LOCKED``, so two workers never take the same one), heartbeat while they work, and complete
+a unit in the same transaction that stores its outputs. A unit whose lease expired (its worker died) is taken again
+by any worker. Progress is always derivable from these tables; nothing lives only in a worker's memory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from photoscout.database import Database
+from photoscout.errors import NotFound, PhotoscoutError
+from photoscout.registry import lifecycle
+
+KIND_FOR_TYPE = {"embedding": "embed", "detector": "detect", "ocr": "ocr", "captioning": "caption",
+                 "few_shot": "features"}
+ACTIVE_JOB_STATES = ("pending", "running")
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Unit:
+    id: int
+    job_id: int
+    seq: int
+    photo_ids: list[int]
+    attempts: int
+    model_id: int
+
+
+def create_job(db: Database, *, kind: str, model_ref: str, missing_only: bool = False,
+               sample_count: int | None = None, sample_fraction: float | None = None, seed: int = 0,
+               unit_size: int = 32) -> dict[str, Any]:
+    model = lifecycle.get(db, model_ref)
+    expected = KIND_FOR_TYPE[model.type]
+    if kind != expected:
+        raise PhotoscoutError(f"{model.ref} is a {model.type} model: its job kind is '{expected}', not '{kind}'")
+    if model.status == "disabled":
+        raise PhotoscoutError(f"{model.ref} is disabled")
+    if sample_count is not None and sample_count < 1:
+        raise PhotoscoutError("--sample must be at least 1 photo")
+    if sample_fraction is not None and not 0 < sample_fraction <= 1:
+        raise PhotoscoutError("--sample-fraction must be in (0, 1]")
+    scope = {"missing_only": missing_only, "sample_count": sample_count, "sample_fraction": sample_fraction,
+             "seed": seed}
+    sql = "SELECT p.id FROM photos p WHERE p.status = 'ok'"
+    if missing_only:
+        sql += (" AND NOT EXISTS (SELECT 1 FROM photo_model_runs r WHERE r.photo_id = p.id AND r.model_id = %(m)s "
+                "AND r.outcome <> 'failed')")
+    with db.connection() as conn:
+        ids = [r[0] for r in conn.execute(sql + " ORDER BY p.id", {"m": model.id})]
+        if sample_count is not None or sample_fraction is not None:  # seeded, reproducible subset
+            ids.sort(key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).digest())
+            n = sample_count if sample_count is not None else max(1, round(len(ids) * (sample_fraction or 1)))
+            ids = sorted(ids[:n])
+        row = conn.execute(
+            "INSERT INTO jobs (kind, model_id, scope, status, total_items, params) VALUES (%s, %s, %s, 'pending', %s,"
+            " %s) RETURNING id", (kind, model.id, Jsonb(scope), len(ids), Jsonb({"unit_size": unit_size})),
+        ).fetchone()
+        assert row is not None
+        job_id = int(row[0])
+        units = [(job_id, n, ids[i: i + unit_size]) for n, i in enumerate(range(0, len(ids), unit_size))]
+        conn.cursor().executemany("INSERT INTO job_units (job_id, seq, photo_ids) VALUES (%s, %s, %s)", units)
+        if not ids:
+            conn.execute("UPDATE jobs SET status = 'completed', finished_at = now() WHERE id = %s", (job_id,))
+    return get_job(db, job_id)
+
+
+def claim(db: Database, owner: str, lease_seconds: int, job_id: int | None = None) -> Unit | None:
+    """Lease the next unit of a pending/running job (or of ``job_id``): a pending unit, or one whose lease expired."""
+    with db.connection() as conn:
+        row = conn.execute(
+            """
+            UPDATE job_units u SET state = 'leased', lease_owner = %(owner)s, attempts = u.attempts + 1,
+                   lease_expires_at = now() + make_interval(secs => %(lease)s), heartbeat_at = now(),
+                   started_at = coalesce(u.started_at, now())
+            WHERE u.id = (
+                SELECT c.id FROM job_units c JOIN jobs j ON j.id = c.job_id
+                WHERE j.status IN ('pending', 'running') AND (%(job)s::bigint IS NULL OR j.id = %(job)s)
+                  AND (c.state = 'pending' OR (c.state = 'leased' AND c.lease_expires_at < now()))
+                ORDER BY c.job_id, c.seq FOR UPDATE OF c SKIP LOCKED LIMIT 1)
+            RETURNING u.id, u.job_id, u.seq, u.photo_ids, u.attempts,
+                      (SELECT model_id FROM jobs WHERE id = u.job_id)
+            """, {"owner": owner, "lease": lease_seconds, "job": job_id}).fetchone()
+        if row is None:
+            return None
+        conn.execute("UPDATE jobs SET status = 'running', started_at = coalesce(started_at, now()), "
+                     "updated_at = now() WHERE id = %s AND status = 'pending'", (row[1],))
+    return Unit(row[0], row[1], row[2], list(row[3]), row[4], row[5])
+
+
+def heartbeat(db: Database, unit: Unit, owner: str, lease_seconds: int) -> bool:
+    """Extend the lease; False when the unit is no longer ours (it expired and another worker took it)."""
+    with db.connection() as conn:
+        cur = conn.execute("UPDATE job_units SET heartbeat_at = now(), lease_expires_at = now() + "
+                           "make_interval(secs => %s) WHERE id = %s AND lease_owner = %s AND state = 'leased'",
+                           (lease_seconds, unit.id, owner))
+        return cur.rowcount == 1
+
+
+def complete_in(cur: Any, unit: Unit, owner: str, failures: list[tuple[int, str]]) -> None:
+    """Mark a unit done inside the transaction that stored its outputs; update the job's counters and status."""
+    cur.execute("UPDATE job_units SET state = 'done', finished_at = now(), lease_expires_at = NULL, error = %s "
+                "WHERE id = %s AND lease_owner = %s AND state = 'leased'",
+                (f"{len(failures)} photo(s) failed" if failures else None, unit.id, owner))
+    if cur.rowcount != 1:
+        return  # the lease was lost: another worker owns it now; outputs were idempotent upserts anyway
+    failed_ids = {pid for pid, _ in failures}
+    for pid, why in failures:
+        cur.execute("INSERT INTO job_item_failures (job_id, photo_id, error) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (job_id, photo_id) DO UPDATE SET error = EXCLUDED.error, at = now()",
+                    (unit.job_id, pid, why))
+    cur.execute("UPDATE jobs SET done_items = done_items + %s, failed_items = failed_items + %s, updated_at = now() "
+                "WHERE id = %s", (len(unit.photo_ids) - len(failed_ids), len(failed_ids), unit.job_id))
+    cur.execute("UPDATE jobs SET status = 'completed', finished_at = now() WHERE id = %s AND status = 'running' "
+                "AND NOT EXISTS (SELECT 1 FROM job_units WHERE job_id = %s AND state IN ('pending', 'leased'))",
+                (unit.job_id, unit.job_id))
+
+
+def fail_unit(db: Database, unit: Unit, owner: str, error: str, max_attempts: int = 5) -> None:
+    """A unit whose processing raised: back to pending (retried with the next claim) until ``max_attempts``."""
+    with db.connection() as conn:
+        state = "failed" if unit.attempts >= max_attempts else "pending"
+        conn.execute("UPDATE job_units SET state = %s, error = %s, lease_owner = NULL, lease_expires_at = NULL "
+                     "WHERE id = %s AND lease_owner = %s", (state, error[:2000], unit.id, owner))
+        conn.execute("UPDATE jobs SET last_error = %s, updated_at = now() WHERE id = %s", (error[:2000], unit.job_id))
+        if state == "failed":
+            conn.execute("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = %s AND NOT EXISTS "
+                         "(SELECT 1 FROM job_units WHERE job_id = %s AND state IN ('pending', 'leased'))",
+                         (unit.job_id, unit.job_id))
+
+
+def reclaim_dead(db: Database, job_id: int | None = None) -> tuple[int, int]:
+    """Expire at once the leases of workers on this host whose process is gone; return (reclaimed, still leased)."""
+    import psutil
+
+    host = socket.gethostname()
+    with db.connection() as conn:
+        rows = conn.execute(
+            "SELECT u.id, u.lease_owner FROM job_units u JOIN jobs j ON j.id = u.job_id WHERE u.state = 'leased' "
+            "AND j.status IN ('pending', 'running') AND (%s::bigint IS NULL OR u.job_id = %s)", (job_id, job_id)
+        ).fetchall()
+        dead = []
+        for unit_id, owner in rows:
+            owner_host, _, pid = (owner or "").rpartition(":")
+            if owner_host == host and pid.isdigit() and not psutil.pid_exists(int(pid)):
+                dead.append(unit_id)
+        if dead:
+            conn.execute("UPDATE job_units SET lease_expires_at = now() - interval '1 second' WHERE id = ANY(%s) "
+                         "AND state = 'leased'", (dead,))
+    return len(dead), len(rows) - len(dead)
+
+
+def get_job(db: Database, job_id: int) -> dict[str, Any]:
+    with db.connection() as c, c.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            """SELECT j.*, m.name || '@' || m.version AS model,
+                 (SELECT count(*) FROM job_units u WHERE u.job_id = j.id) AS units,
+                 (SELECT count(*) FROM job_units u WHERE u.job_id = j.id AND u.state = 'done') AS units_done,
+                 (SELECT count(*) FROM job_units u WHERE u.job_id = j.id AND u.state = 'leased') AS units_leased,
+                 (SELECT count(*) FROM job_units u WHERE u.job_id = j.id AND u.state = 'failed') AS units_failed,
+                 (SELECT coalesce(sum(u.attempts - 1) FILTER (WHERE u.attempts > 1), 0) FROM job_units u
+                    WHERE u.job_id = j.id) AS retried_units
+               FROM jobs j LEFT JOIN model_registry m ON m.id = j.model_id WHERE j.id = %s""", (job_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no job {job_id}")
+    out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+    out["progress"] = _progress(row)
+    return out
+
+
+def _progress(row: dict[str, Any]) -> dict[str, Any]:
+    done = row["done_items"] + row["failed_items"]
+    total = row["total_items"]
+    started, updated = row["started_at"], row["updated_at"]
+    rate = eta = None
+    if started and done:
+        end = row["finished_at"] or updated
+        secs = max((end - started).total_seconds(), 1e-3)
+        rate = done / secs
+        eta = (total - done) / rate if rate else None
+    return {"done": done, "total": total, "fraction": done / total if total else 1.0,
+            "rate_per_s": round(rate, 2) if rate else None, "eta_s": round(eta, 1) if eta is not None else None}
+
+
+def list_jobs(db: Database, *, limit: int = 50) -> list[dict[str, Any]]:
+    with db.connection() as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM jobs ORDER BY id DESC LIMIT %s", (limit,))]
+    return [get_job(db, i) for i in ids]
+
+
+def set_status(db: Database, job_id: int, status: str) -> dict[str, Any]:
+    job = get_job(db, job_id)
+    with db.connection() as conn:
+        if status == "cancelled":
+            if job["status"] in ("completed", "cancelled"):
+                raise PhotoscoutError(f"job {job_id} is already {job['status']}")
+            conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now() "
+                         "WHERE id = %s", (job_id,))
+        elif status == "resume":
+            if job["status"] == "completed":
+                raise PhotoscoutError(f"job {job_id} is completed; nothing to resume")
+            conn.execute("UPDATE job_units SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL "
+                         "WHERE job_id = %s AND (state = 'failed' OR (state = 'leased' AND lease_expires_at < now()))",
+                         (job_id,))
+            conn.execute("UPDATE jobs SET status = 'pending', finished_at = NULL, updated_at = now() WHERE id = %s",
+                         (job_id,))
+    return get_job(db, job_id)
+
+
+def retry_failed(db: Database, job_id: int) -> dict[str, Any]:
+    """Put the photos that failed back into the job as a new unit (e.g. after fixing a file or a mount)."""
+    job = get_job(db, job_id)
+    with db.connection() as conn:
+        ids = [r[0] for r in conn.execute("DELETE FROM job_item_failures WHERE job_id = %s RETURNING photo_id",
+                                          (job_id,))]
+        if not ids:
+            raise PhotoscoutError(f"job {job_id} has no failed photos")
+        seq = conn.execute("SELECT coalesce(max(seq), -1) + 1 FROM job_units WHERE job_id = %s", (job_id,)).fetchone()
+        assert seq is not None
+        conn.execute("INSERT INTO job_units (job_id, seq, photo_ids) VALUES (%s, %s, %s)", (job_id, seq[0], ids))
+        conn.execute("UPDATE jobs SET failed_items = failed_items - %s, status = 'pending', finished_at = NULL, "
+                     "updated_at = now() WHERE id = %s", (len(ids), job_id))
+    _ = job
+    return get_job(db, job_id)
+
+
+def running_model_ids(db: Database) -> list[int]:
+    """Models with a pending/running job over the whole library (not a sample): new photos get their outputs too."""
+    with db.connection() as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT DISTINCT model_id FROM jobs WHERE status IN ('pending', 'running') AND model_id IS NOT NULL "
+            "AND (scope->>'sample_count') IS NULL AND (scope->>'sample_fraction') IS NULL")]
