@@ -17,7 +17,7 @@ from photoscout.jobs.outputs import as_array
 from photoscout.library import catalog, fewshot, scanner
 from photoscout.models import factory
 from photoscout.registry import artifacts, builtin, lifecycle
-from tests.conftest import DATASET, _new_database, sample_rows
+from tests.conftest import DATASET, _new_database, run_cli, sample_rows
 
 SAMPLE = {"apple_pie": 2, "baklava": 2, "bibimbap": 2, "beignets": 2,
           "receipt": 3, "document_page": 3, "screenshots": 3, "people": 4, "pizza": 3, "laptop": 3,
@@ -166,3 +166,49 @@ def test_tampered_wheel_is_refused(tmp_path: Path, builtin_wheels: Path) -> None
     (bad / src.name).write_bytes(bytes(data))
     with pytest.raises(PhotoscoutError, match="not found in"):
         builtin.fetch_wheel("mtcnn", tmp_path / "cache", bad)
+
+
+def test_search_text_image_ocr_and_filters(library: tuple) -> None:
+    from datetime import date
+
+    from photoscout.search import indexes
+    from photoscout.search.engine import Filters, SearchEngine
+
+    settings, db, files = library
+    assert indexes.exists(db, lifecycle.active(db, "embedding"))  # built after index's model run
+    engine = SearchEngine(db, settings)
+    top = engine.search("laptop", limit=5).hits
+    assert sum(files[h.path]["label"] == "laptop" for h in top[:3]) >= 2
+    assert all(h.why for h in top)
+    receipts = engine.search("a receipt", limit=3).hits
+    assert sum(files[h.path]["label"] == "receipt" for h in receipts) >= 2
+    assert any("text in photo" in w for h in receipts for w in h.why)
+    dog = next(p for p, r in files.items() if r["label"] == "dalmatian")
+    like = engine.search(image=dog, limit=3).hits
+    assert like[0].path == dog and files[like[1].path]["label"] == "dalmatian"
+    only_docs = engine.search("paper", limit=50, filters=Filters(category="documents")).hits
+    assert only_docs and all("documents" in h.categories for h in only_docs)
+    with_text = engine.search("photo", limit=50, filters=Filters(has_text=True)).hits
+    assert with_text and all(catalog.get_photo(db, h.photo_id)["ocr_text"] for h in with_text)
+    assert engine.search("pizza", filters=Filters(before=date(1990, 1, 1))).hits == []
+    for bad, kwargs, message in [
+        ("", {}, "give a text query"), ("x" * 10_000, {}, "characters"),
+        ("pizza", {"model_ref": "nope@v1.0.0"}, "no model"), ("pizza", {"limit": 0}, "limit"),
+        ("pizza", {"filters": Filters(after=date(2020, 1, 2), before=date(2020, 1, 1))}, "--after"),
+    ]:
+        with pytest.raises(PhotoscoutError, match=message):
+            engine.search(bad, **kwargs)
+    with pytest.raises(PhotoscoutError, match="cannot read the query image"):
+        engine.search(image=str(Path(__file__)), limit=3)
+    staging = lifecycle.list_models(db, type_="few_shot")[0]
+    with pytest.raises(PhotoscoutError, match="not an embedding model"):
+        engine.search("pizza", model_ref=staging.ref)
+
+
+def test_search_cli_errors_without_traceback(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    for args, message in [(["search", "pizza"], "no active embedding model"),
+                          (["search", "pizza", "--before", "yesterday"], "not a date"),
+                          (["search", "--image", str(tmp_path / "none.jpg")], "no such file")]:
+        proc = run_cli(*args, home=home)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -18,6 +18,7 @@ from photoscout.cli.database import db_app
 from photoscout.cli.jobs import jobs_app, worker_command
 from photoscout.cli.library import index_command, photos_app, status_command
 from photoscout.cli.models import models_app
+from photoscout.cli.search import search_command
 from photoscout.errors import PhotoscoutError
 
 app = typer.Typer(
@@ -57,6 +58,7 @@ def root(
 
 app.command("index")(index_command)
 app.command("status")(status_command)
+app.command("search")(search_command)
 app.add_typer(photos_app, name="photos")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")

@@ -52,6 +52,11 @@ def enrich(db: Database, settings: Settings, *, models: ModelSet | None = None,
             photos[p.id] = p
     summary.photos = len(photos)
     if not photos:
+        from photoscout.search import indexes
+
+        for m in active:
+            if m.type == "embedding":
+                indexes.ensure(db, m)
         summary.elapsed_s = round(time.perf_counter() - started, 3)
         return summary
     progress.phase("running models", len(photos))
@@ -65,5 +70,10 @@ def enrich(db: Database, settings: Settings, *, models: ModelSet | None = None,
         summary.failed += [{"photo_id": pid, "reason": why} for pid, why in report.failed]
         refresh_categories(db, [p.id for p in batch])
         progress.advance(len(batch))
+    from photoscout.search import indexes
+
+    for m in active:
+        if m.type == "embedding":
+            indexes.ensure(db, m)
     summary.elapsed_s = round(time.perf_counter() - started, 3)
     return summary

@@ -105,8 +105,18 @@ class Worker:
             stats.photos += done
             stats.failed += failed
             progress.advance(done + failed)
+        self._index_completed(stats.job_ids)
         stats.elapsed_s = round(time.perf_counter() - started, 3)
         return stats
+
+    def _index_completed(self, job_ids: set[int]) -> None:
+        """When an embedding job is complete, its version gets its HNSW index (built concurrently)."""
+        from photoscout.search import indexes
+
+        for job_id in job_ids:
+            job = store.get_job(self.db, job_id)
+            if job["status"] == "completed" and job["kind"] == "embed":
+                indexes.ensure(self.db, self.model(job["model_id"]))
 
     def model(self, model_id: int) -> lifecycle.RegisteredModel:
         if model_id not in self._registered:

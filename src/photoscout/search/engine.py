@@ -1,0 +1,310 @@
+"""The search engine. One query runs:
+
+1. the query embedding (text through the model's text side, or a photo through its image side; cached per model);
+2. nearest neighbours among the photos' vectors of that model version, through the version's HNSW index with
+   pgvector's iterative index scan so filters still return ``limit`` results (or an exact scan when the filter is
+   selective: it keeps fewer photos than ``EXACT_BELOW``);
+3. for text queries, PostgreSQL full-text search over OCR text;
+4. reciprocal-rank fusion (RRF, k = 60) of the two rankings; each result says why it matched (image similarity, the
+   OCR words, the photo's best labels).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+from psycopg.rows import dict_row
+
+from photoscout.config import Settings
+from photoscout.database import Database
+from photoscout.errors import NotFound, PhotoscoutError
+from photoscout.jobs.outputs import ModelSet
+from photoscout.library.paths import like_prefix, normalize_root
+from photoscout.models.base import EmbeddingModel
+from photoscout.models.imageio import load_rgb
+from photoscout.registry import lifecycle
+
+MAX_QUERY_CHARS = 1000
+MAX_LIMIT = 500
+RRF_K = 60
+EF_SEARCH = 100
+EXACT_BELOW = 2000  # filtered candidate sets smaller than this are scanned exactly (cheap and exact)
+OCR_WEIGHT = 0.5  # OCR text matches count half a vector rank (a receipt that says "pizza" is not a pizza)
+# Words that name a category: the query then also ranks that category's photos (a third RRF list).
+CATEGORY_WORDS = {
+    "documents": ("receipt", "invoice", "document", "page", "letter", "bill", "form", "scan", "contract", "manual"),
+    "screenshots": ("screenshot", "screen shot", "screen capture", "error message", "dialog", "settings page"),
+    "food": ("food", "dish", "meal", "dinner", "lunch", "breakfast", "dessert", "cake", "pizza"),
+    "electronics": ("electronic", "gadget", "laptop", "computer", "phone", "camera", "headphone", "device"),
+    "people": ("person", "people", "face", "portrait", "selfie"),
+    "animals": ("animal", "pet", "dog", "cat", "bird", "wildlife"),
+    "vehicles": ("vehicle", "car", "plane", "airplane", "boat", "ship", "motorbike", "bike", "helicopter"),
+}
+
+
+# Concepts whose photos are recognised by the words printed on them.
+TEXT_CONCEPTS = {
+    "receipt": ("receipt", "total", "subtotal", "cash", "change", "tax", "invoice", "qty"),
+    "invoice": ("invoice", "total", "tax", "due", "amount"),
+    "bill": ("bill", "total", "amount", "due"),
+}
+STOPWORDS = {"the", "and", "for", "from", "with", "of", "a", "an", "in", "on", "at", "to", "my", "photo", "picture",
+             "image", "some", "this", "that"}
+
+
+def ocr_terms(text: str) -> list[str]:
+    """The words to look for in OCR text: the query's content words, plus printed words of the concepts it names."""
+    import re
+
+    words = [w for w in re.findall(r"[^\W_]+", text.lower()) if len(w) >= 3 and w not in STOPWORDS]
+    terms = list(dict.fromkeys(words))
+    for w in words:
+        for t in TEXT_CONCEPTS.get(w.rstrip("s"), ()):
+            if t not in terms:
+                terms.append(t)
+    return terms
+
+
+def categories_in(text: str) -> list[str]:
+    low = f" {text.lower()} "
+    return [c for c, words in CATEGORY_WORDS.items() if any(f" {w}" in low for w in words)]
+
+
+@dataclass
+class Filters:
+    category: str | None = None
+    after: date | None = None
+    before: date | None = None
+    path: str | None = None
+    camera: str | None = None
+    has_text: bool = False
+
+    def sql(self) -> tuple[str, list[Any]]:
+        where: list[str] = ["p.status = 'ok'"]
+        params: list[Any] = []
+        if self.category:
+            where.append("%s = ANY(p.categories)")
+            params.append(self.category)
+        if self.after:
+            where.append("p.taken_at >= %s")
+            params.append(datetime.combine(self.after, datetime.min.time()))
+        if self.before:
+            where.append("p.taken_at < %s")
+            params.append(datetime.combine(self.before, datetime.min.time()))
+        if self.path:
+            import os
+
+            root = os.fsdecode(normalize_root(self.path))
+            where.append("(p.path = %s OR p.path LIKE %s)")
+            params += [root, like_prefix(root)]
+        if self.camera:
+            where.append("(coalesce(p.camera_make, '') || ' ' || coalesce(p.camera_model, '')) ILIKE %s")
+            params.append(f"%{self.camera}%")
+        if self.has_text:
+            where.append("EXISTS (SELECT 1 FROM photo_text t WHERE t.photo_id = p.id)")
+        return " AND ".join(where), params
+
+    @property
+    def active(self) -> bool:
+        return any((self.category, self.after, self.before, self.path, self.camera, self.has_text))
+
+
+@dataclass
+class Hit:
+    photo_id: int
+    path: str
+    score: float
+    why: list[str]
+    similarity: float | None = None
+    thumbnail: str | None = None
+    categories: list[str] = field(default_factory=list)
+    taken_at: str | None = None
+
+
+@dataclass
+class SearchResult:
+    model: str
+    hits: list[Hit]
+    timings_ms: dict[str, float]
+    exact: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "exact": self.exact, "timings_ms": self.timings_ms,
+                "results": [h.__dict__ for h in self.hits]}
+
+
+class SearchEngine:
+    """Keeps models loaded and query embeddings cached; one per long-running process (CLI, API)."""
+
+    def __init__(self, db: Database, settings: Settings, models: ModelSet | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.models = models or ModelSet(settings)
+        self._cache: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
+
+    def warm_up(self, model_ref: str | None = None) -> None:
+        """Load the model and run one query so the first real search is fast."""
+        model = self._model(model_ref)
+        self._text_vector(model, "photo")
+
+    def search(self, text: str | None = None, *, image: str | None = None, limit: int = 20,
+               filters: Filters | None = None, model_ref: str | None = None) -> SearchResult:
+        t0 = time.perf_counter()
+        filters = filters or Filters()
+        text = (text or "").strip()
+        if not text and not image:
+            raise PhotoscoutError("give a text query or --image PATH")
+        if len(text) > MAX_QUERY_CHARS:
+            raise PhotoscoutError(f"the query has {len(text)} characters; at most {MAX_QUERY_CHARS}")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise PhotoscoutError(f"limit must be between 1 and {MAX_LIMIT}")
+        if filters.after and filters.before and filters.after >= filters.before:
+            raise PhotoscoutError("--after must be before --before")
+        reg = self._model(model_ref)
+        timings: dict[str, float] = {}
+        if image:
+            try:
+                query = self._image_vector(reg, image)
+            except (OSError, ValueError) as exc:
+                raise PhotoscoutError(f"cannot read the query image {image}: {exc}") from exc
+        else:
+            query = self._text_vector(reg, text)
+        timings["embed"] = (time.perf_counter() - t0) * 1000
+        t1 = time.perf_counter()
+        pool = max(limit * 3, 30)  # candidates per ranking before fusion
+        vector_hits, exact = self._nearest(reg, query, filters, pool)
+        category_hits: list[tuple[int, float]] = []
+        for cat in ([] if image or filters.category else categories_in(text)):
+            more, _ = self._nearest(reg, query, Filters(**{**filters.__dict__, "category": cat}), pool)
+            category_hits += more
+        timings["vector"] = (time.perf_counter() - t1) * 1000
+        ocr_hits: list[tuple[int, str]] = []
+        if text and not image:
+            t2 = time.perf_counter()
+            ocr_hits = self._ocr(text, filters, pool)
+            timings["ocr"] = (time.perf_counter() - t2) * 1000
+        t3 = time.perf_counter()
+        # a concept defined by printed words (a receipt): the OCR evidence leads
+        ocr_weight = 2.0 if any(w.rstrip("s") in TEXT_CONCEPTS for w in text.lower().split()) else OCR_WEIGHT
+        hits = self._fuse(vector_hits, ocr_hits, limit, category_hits, ocr_weight)
+        timings["fuse"] = (time.perf_counter() - t3) * 1000
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return SearchResult(reg.ref, hits, {k: round(v, 2) for k, v in timings.items()}, exact)
+
+    # -- parts ------------------------------------------------------------------------------------
+    def _model(self, ref: str | None) -> lifecycle.RegisteredModel:
+        if ref:
+            reg = lifecycle.get(self.db, ref)
+            if reg.type != "embedding":
+                raise PhotoscoutError(f"{reg.ref} is a {reg.type} model, not an embedding model")
+        else:
+            active = lifecycle.active(self.db, "embedding")
+            if active is None:
+                raise PhotoscoutError("no active embedding model (run: photoscout models install-builtin)")
+            reg = active
+        if reg.status == "disabled":
+            raise PhotoscoutError(f"{reg.ref} is disabled")
+        with self.db.connection() as conn:
+            row = conn.execute("SELECT EXISTS (SELECT 1 FROM photo_embeddings WHERE model_id = %s)",
+                               (reg.id,)).fetchone()
+        if not row or not row[0]:
+            raise NotFound(f"{reg.ref} has no embeddings yet (run: photoscout jobs start embed --model {reg.ref})")
+        return reg
+
+    def _embedder(self, reg: lifecycle.RegisteredModel) -> EmbeddingModel:
+        model = self.models.get(reg)
+        assert isinstance(model, EmbeddingModel)
+        return model
+
+    def _text_vector(self, reg: lifecycle.RegisteredModel, text: str) -> np.ndarray:
+        key = (reg.id, text)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        vec = self._embedder(reg).embed_texts([text])[0]
+        self._cache[key] = vec
+        if len(self._cache) > 1000:
+            self._cache.popitem(last=False)
+        return vec
+
+    def _image_vector(self, reg: lifecycle.RegisteredModel, path: str) -> np.ndarray:
+        image = load_rgb(path, max_side=640, min_side=256)
+        return self._embedder(reg).embed_images([image])[0]
+
+    def _nearest(self, reg: lifecycle.RegisteredModel, query: np.ndarray, filters: Filters,
+                 limit: int) -> tuple[list[tuple[int, float]], bool]:
+        dim = int(reg.config["dim"])
+        where, params = filters.sql()
+        mid = int(reg.id)
+        with self.db.connection() as conn:
+            exact = False
+            if filters.active:
+                row = conn.execute(f"SELECT count(*) FROM photos p WHERE {where}", params).fetchone()
+                exact = bool(row and row[0] < EXACT_BELOW)
+            conn.execute(f"SET LOCAL hnsw.ef_search = {int(max(EF_SEARCH, limit))}")
+            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            if exact:
+                conn.execute("SET LOCAL enable_indexscan = off")
+            sql = (f"SELECT e.photo_id, (e.embedding::vector({dim})) <=> %s AS dist FROM photo_embeddings e "
+                   f"JOIN photos p ON p.id = e.photo_id WHERE e.model_id = {mid} AND {where} "
+                   f"ORDER BY (e.embedding::vector({dim})) <=> %s LIMIT %s")
+            rows = conn.execute(sql, [query, *params, query, limit]).fetchall()
+            if filters.active and not exact:  # relaxed order: re-sort the few rows exactly
+                rows.sort(key=lambda r: r[1])
+        return [(int(r[0]), 1.0 - float(r[1])) for r in rows], exact
+
+    def _ocr(self, text: str, filters: Filters, limit: int) -> list[tuple[int, str]]:
+        """Full-text search of OCR text: any of the query's terms, best-covered photos first."""
+        terms = ocr_terms(text)
+        if not terms:
+            return []
+        where, params = filters.sql()
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                f"SELECT t.photo_id, ts_headline('simple', t.text, q, '"
+                f"MaxWords=12, MinWords=3, StartSel=«, StopSel=»') FROM photo_text t "
+                f"JOIN photos p ON p.id = t.photo_id JOIN model_registry m ON m.id = t.model_id "
+                f"AND m.status = 'active', to_tsquery('simple', %s) q "
+                f"WHERE t.tsv @@ q AND {where} ORDER BY ts_rank(t.tsv, q, 1) DESC LIMIT %s",
+                [" | ".join(terms), *params, limit]).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def _fuse(self, vector_hits: list[tuple[int, float]], ocr_hits: list[tuple[int, str]], limit: int,
+              category_hits: list[tuple[int, float]] | None = None, ocr_weight: float = OCR_WEIGHT) -> list[Hit]:
+        """Reciprocal-rank fusion: score = sum over rankings of weight / (60 + rank)."""
+        scores: dict[int, float] = {}
+        why: dict[int, list[str]] = {}
+        sims = dict(vector_hits) | dict(category_hits or [])
+        for rank, (pid, sim) in enumerate(vector_hits):
+            scores[pid] = scores.get(pid, 0) + 1 / (RRF_K + rank + 1)
+            why.setdefault(pid, []).append(f"image similarity {sim:.3f}")
+        for rank, (pid, _sim) in enumerate(sorted(category_hits or [], key=lambda h: -h[1])):
+            scores[pid] = scores.get(pid, 0) + 1 / (RRF_K + rank + 1)
+            why.setdefault(pid, []).append("in a category the query names")
+        for rank, (pid, snippet) in enumerate(ocr_hits):
+            scores[pid] = scores.get(pid, 0) + ocr_weight / (RRF_K + rank + 1)
+            why.setdefault(pid, []).append(f"text in photo: {snippet}")
+        top = sorted(scores, key=lambda p: -scores[p])[:limit]
+        if not top:
+            return []
+        with self.db.connection() as c, c.cursor(row_factory=dict_row) as cur:
+            rows = {r["id"]: r for r in cur.execute(
+                "SELECT p.id, p.path, p.thumbnail, p.categories, p.taken_at, (SELECT a.labels FROM photo_analysis a "
+                "JOIN model_registry m ON m.id = a.model_id AND m.status = 'active' AND m.type = 'embedding' "
+                "WHERE a.photo_id = p.id LIMIT 1) AS labels FROM photos p WHERE p.id = ANY(%s)", (top,))}
+        hits = []
+        for pid in top:
+            r = rows.get(pid)
+            if r is None:
+                continue
+            reasons = why[pid]
+            if r["labels"]:
+                reasons.append("looks like " + ", ".join(lbl for lbl, _p in r["labels"][:3]))
+            hits.append(Hit(pid, r["path"], round(scores[pid], 5), reasons, sims.get(pid), r["thumbnail"],
+                            list(r["categories"]), r["taken_at"].isoformat() if r["taken_at"] else None))
+        return hits
