@@ -26,6 +26,7 @@ from photoscout.library import scanner
 from photoscout.registry import builtin, lifecycle, local
 from tests.conftest import PHOTOSCOUT, _free_port, _new_database, copy_sample, run_cli
 
+V1 = "conse-effnetl0-minilm@v1.0.0"
 V2 = "conse-effnetl0-minilm@v1.1.0"
 REDIS = "redis://127.0.0.1:6379/11"
 RABBIT = "amqp://guest:guest@127.0.0.1:5672//"
@@ -50,7 +51,10 @@ def home(tmp_path_factory: pytest.TempPathFactory, pg_server: EmbeddedServer, bu
     home.mkdir()
     url = _new_database(pg_server)
     (home / "config.toml").write_text(f'database_url = "{url}"\njob_unit_size = 8\nlease_seconds = 10\n')
-    _prepare(load_settings(home), root / "lib", builtin_wheels, per_category=12)
+    settings = load_settings(home)
+    _prepare(settings, root / "lib", builtin_wheels, per_category=12)
+    with Database(settings) as db:  # the active version has its embeddings (what search serves meanwhile)
+        Worker(db, settings).run(store.create_job(db, kind="embed", model_ref=V1)["id"])
     return home
 
 
@@ -65,7 +69,7 @@ def _reset(db: Database, ref: str) -> None:
     with db.connection() as conn:
         for table in ("photo_embeddings", "photo_analysis", "photo_model_runs"):
             conn.execute(f"DELETE FROM {table} WHERE model_id = %s", (model.id,))
-        conn.execute("DELETE FROM jobs")
+        conn.execute("DELETE FROM jobs WHERE model_id = %s", (model.id,))
 
 
 def _vectors(db: Database, ref: str) -> dict[int, np.ndarray]:
@@ -179,13 +183,13 @@ def test_celery_worker_result_equals_local(db: Database, home: Path, broker: str
             time.sleep(0.2)
             assert worker.poll() is None, (home / "worker-a.log").read_text()[-2000:]
         _assert_exactly_once(db, job_id)
+        assert served >= 1
     finally:
         _stop(worker)
     celery_vectors = _vectors(db, V2)
     assert celery_vectors.keys() == local_vectors.keys()
     for pid, vec in local_vectors.items():
         assert np.allclose(vec, celery_vectors[pid], atol=1e-5)
-    _ = served
 
 
 def test_local_worker_sigkill_then_resume(db: Database, home: Path) -> None:
@@ -277,3 +281,47 @@ def test_database_restart_mid_job(tmp_path: Path, builtin_wheels: Path) -> None:
         server.release()
         server.stop_server()
     _ = uuid
+
+
+def test_search_answers_during_a_job_and_an_index_build(db: Database, home: Path) -> None:
+    """A halfvec version's job runs and its index is built while the active version keeps answering searches."""
+    import threading
+
+    from photoscout.search import indexes
+    from photoscout.search.engine import SearchEngine
+
+    settings = load_settings(home)
+    v1 = lifecycle.get(db, V1)
+    half_ref = "conse-effnetl0-minilm@v1.2.0"
+    local.register_folder(db, settings, ref=half_ref, source_dir=v1.artifact_dir(settings), type_="embedding",
+                          backend="conse", config={**v1.config, "storage": "halfvec"})
+    job = store.create_job(db, kind="embed", model_ref=half_ref, unit_size=4)
+    errors: list[BaseException] = []
+
+    def run_job() -> None:
+        try:
+            with Database(settings) as other:
+                Worker(other, settings).run(job["id"])  # builds the version's index when complete
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    engine = SearchEngine(db, settings)
+    thread = threading.Thread(target=run_job)
+    thread.start()
+    answered = 0
+    while thread.is_alive():
+        hits = engine.search("dog", limit=5).hits
+        assert len(hits) == 5
+        answered += 1
+    thread.join()
+    assert not errors and answered >= 3
+    half = lifecycle.get(db, half_ref)
+    assert store.get_job(db, job["id"])["status"] == "completed" and indexes.exists(db, half)
+    with db.connection() as conn:
+        row = conn.execute("SELECT count(*) FILTER (WHERE embedding_half IS NOT NULL), count(*) FILTER (WHERE "
+                           "embedding IS NULL) FROM photo_embeddings WHERE model_id = %s", (half.id,)).fetchone()
+    assert row == (_photo_count(db), _photo_count(db))
+    full = [h.photo_id for h in engine.search("dog", limit=5).hits]
+    halved = [h.photo_id for h in engine.search("dog", limit=5, model_ref=half_ref).hits]
+    assert len(set(full) & set(halved)) >= 4  # half precision ranks the same photos
+    assert indexes.size_bytes(db, half) < indexes.size_bytes(db, v1)

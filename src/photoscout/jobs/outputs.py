@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pgvector import HalfVector
 from PIL import Image
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -185,7 +186,10 @@ def run_models(db: Database, settings: Settings, models: ModelSet, registered: S
                 p = by_id[pid]
                 cue = categories.cues(im, fmt=p.format, camera_make=p.camera_make, width=p.width)
                 analyses[pid] = (info, cue)
-                writes.append(("embedding", (pid, reg.id, reg.name, reg.version, vec)))
+                if reg.config.get("storage") == "halfvec":
+                    writes.append(("embedding_half", (pid, reg.id, reg.name, reg.version, HalfVector(vec))))
+                else:
+                    writes.append(("embedding", (pid, reg.id, reg.name, reg.version, vec)))
                 writes.append(("analysis", (pid, reg.id, Jsonb(info.labels), Jsonb(info.category_scores),
                                             info.text_likelihood, Jsonb(cue))))
                 runs.append((pid, reg.id, "done", None))
@@ -287,6 +291,12 @@ def _store(db: Database, writes: list[tuple[str, Any]], runs: list[tuple[int, in
                 "INSERT INTO photo_embeddings (photo_id, model_id, embedding_model, embedding_version, embedding) "
                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (photo_id, model_id) DO UPDATE SET "
                 "embedding = EXCLUDED.embedding, embedding_half = NULL, updated_at = now()", emb)
+        half = [w[1] for w in writes if w[0] == "embedding_half"]
+        if half:
+            cur.executemany(
+                "INSERT INTO photo_embeddings (photo_id, model_id, embedding_model, embedding_version, "
+                "embedding_half) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (photo_id, model_id) DO UPDATE SET "
+                "embedding_half = EXCLUDED.embedding_half, embedding = NULL, updated_at = now()", half)
         ana = [w[1] for w in writes if w[0] == "analysis"]
         if ana:
             cur.executemany(

@@ -88,7 +88,7 @@ class Filters:
         where: list[str] = ["p.status = 'ok'"]
         params: list[Any] = []
         if self.category:
-            where.append("%s = ANY(p.categories)")
+            where.append("p.categories @> ARRAY[%s]::text[]")
             params.append(self.category)
         if self.after:
             where.append("p.taken_at >= %s")
@@ -238,7 +238,15 @@ class SearchEngine:
 
     def _nearest(self, reg: lifecycle.RegisteredModel, query: np.ndarray, filters: Filters,
                  limit: int) -> tuple[list[tuple[int, float]], bool]:
-        dim = int(reg.config["dim"])
+        from photoscout.search.indexes import column
+
+        expr, _opclass = column(reg)
+        if reg.config.get("storage") == "halfvec":
+            from pgvector import HalfVector
+
+            q: Any = HalfVector(query)
+        else:
+            q = query
         where, params = filters.sql()
         mid = int(reg.id)
         with self.db.connection() as conn:
@@ -250,10 +258,10 @@ class SearchEngine:
             conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             if exact:
                 conn.execute("SET LOCAL enable_indexscan = off")
-            sql = (f"SELECT e.photo_id, (e.embedding::vector({dim})) <=> %s AS dist FROM photo_embeddings e "
+            sql = (f"SELECT e.photo_id, {expr} <=> %s AS dist FROM photo_embeddings e "
                    f"JOIN photos p ON p.id = e.photo_id WHERE e.model_id = {mid} AND {where} "
-                   f"ORDER BY (e.embedding::vector({dim})) <=> %s LIMIT %s")
-            rows = conn.execute(sql, [query, *params, query, limit]).fetchall()
+                   f"ORDER BY {expr} <=> %s LIMIT %s")
+            rows = conn.execute(sql, [q, *params, q, limit]).fetchall()
             if filters.active and not exact:  # relaxed order: re-sort the few rows exactly
                 rows.sort(key=lambda r: r[1])
         return [(int(r[0]), 1.0 - float(r[1])) for r in rows], exact
