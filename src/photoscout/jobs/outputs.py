@@ -308,8 +308,7 @@ def _store(db: Database, writes: list[tuple[str, Any]], runs: list[tuple[int, in
         if feats:
             cur.executemany("INSERT INTO photo_features (photo_id, model_id, features) VALUES (%s, %s, %s) "
                             "ON CONFLICT (photo_id, model_id) DO UPDATE SET features = EXCLUDED.features", feats)
-        for kind, (pid, mid, regions, crops_vec) in ((k, v) for k, v in writes if k == "detections"):
-            _ = kind
+        for pid, mid, regions, crops_vec in (v for k, v in writes if k == "detections"):
             cur.execute("DELETE FROM detections WHERE photo_id = %s AND model_id = %s", (pid, mid))
             for i, r in enumerate(regions):
                 row = cur.execute("INSERT INTO detections (photo_id, model_id, label, score, box) VALUES "

@@ -220,7 +220,7 @@ def set_status(db: Database, job_id: int, status: str) -> dict[str, Any]:
 
 def retry_failed(db: Database, job_id: int) -> dict[str, Any]:
     """Put the photos that failed back into the job as a new unit (e.g. after fixing a file or a mount)."""
-    job = get_job(db, job_id)
+    get_job(db, job_id)  # NotFound for an unknown job
     with db.connection() as conn:
         ids = [r[0] for r in conn.execute("DELETE FROM job_item_failures WHERE job_id = %s RETURNING photo_id",
                                           (job_id,))]
@@ -231,7 +231,6 @@ def retry_failed(db: Database, job_id: int) -> dict[str, Any]:
         conn.execute("INSERT INTO job_units (job_id, seq, photo_ids) VALUES (%s, %s, %s)", (job_id, seq[0], ids))
         conn.execute("UPDATE jobs SET failed_items = failed_items - %s, status = 'pending', finished_at = NULL, "
                      "updated_at = now() WHERE id = %s", (len(ids), job_id))
-    _ = job
     return get_job(db, job_id)
 
 
