@@ -7,7 +7,7 @@ embeddings (the model's text side) of --queries everyday queries.
 
 Figures printed: recall@10 of the search against exact (numpy brute force) search unfiltered, with the 10% and the
 1% filter; end-to-end latency p50/p95 (query embedding, not cached + ANN + OCR text + metadata); first search after
-a cold start (new process); HNSW build time and size for vector and halfvec; searches/s with 4 concurrent clients
+a cold start (new process); IVFFlat build time and size for vector and halfvec; searches/s with 4 concurrent clients
 while an embedding job runs.
 
 Usage: .venv/bin/python -m benchmarks.bench_search [--size 100000] [--workdir DIR]
@@ -129,7 +129,8 @@ def main() -> None:
         t = time.perf_counter()
         indexes.ensure(db, half)
         build_h = time.perf_counter() - t
-        print(f"HNSW (m={indexes.HNSW_M}, ef_construction={indexes.HNSW_EF_CONSTRUCTION}) over {a.size} x "
+        found = indexes.info(db, v1) or {}
+        print(f"IVFFlat (lists={found.get('lists')}, probes={found.get('probes')}) over {a.size} x "
               f"{v1.config['dim']}-d: vector {build_v:.1f}s, {indexes.size_bytes(db, v1) / 1e6:.0f} MB; halfvec "
               f"{build_h:.1f}s, {indexes.size_bytes(db, half) / 1e6:.0f} MB")
 

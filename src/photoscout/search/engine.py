@@ -1,7 +1,7 @@
 """The search engine. One query runs:
 
 1. the query embedding (text through the model's text side, or a photo through its image side; cached per model);
-2. nearest neighbours among the photos' vectors of that model version, through the version's HNSW index with
+2. nearest neighbours among the photos' vectors of that model version, through the version's IVFFlat index with
    pgvector's iterative index scan so filters still return ``limit`` results (or an exact scan when the filter is
    selective: it keeps fewer photos than ``EXACT_BELOW``);
 3. for text queries, PostgreSQL full-text search over OCR text;
@@ -32,7 +32,6 @@ from photoscout.registry import lifecycle
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 500
 RRF_K = 60
-EF_SEARCH = 100
 EXACT_BELOW = 2000  # filtered candidate sets smaller than this are scanned exactly (cheap and exact)
 OCR_WEIGHT = 0.5  # OCR text matches count half a vector rank (a receipt that says "pizza" is not a pizza)
 # Words that name a category: the query then also ranks that category's photos (a third RRF list).
@@ -146,6 +145,7 @@ class SearchEngine:
         self.settings = settings
         self.models = models or ModelSet(settings)
         self._cache: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
+        self._probes_cache: dict[int, int] = {}
 
     def warm_up(self, model_ref: str | None = None) -> None:
         """Load the model and run one query so the first real search is fast."""
@@ -236,6 +236,14 @@ class SearchEngine:
         image = load_rgb(path, max_side=640, min_side=256)
         return self._embedder(reg).embed_images([image])[0]
 
+    def _probes(self, reg: lifecycle.RegisteredModel) -> int:
+        if reg.id not in self._probes_cache:
+            from photoscout.search import indexes
+
+            found = indexes.info(self.db, reg)
+            self._probes_cache[reg.id] = found["probes"] if found else indexes.MIN_PROBES
+        return self._probes_cache[reg.id]
+
     def _nearest(self, reg: lifecycle.RegisteredModel, query: np.ndarray, filters: Filters,
                  limit: int) -> tuple[list[tuple[int, float]], bool]:
         from photoscout.search.indexes import column
@@ -254,8 +262,10 @@ class SearchEngine:
             if filters.active:
                 row = conn.execute(f"SELECT count(*) FROM photos p WHERE {where}", params).fetchone()
                 exact = bool(row and row[0] < EXACT_BELOW)
-            conn.execute(f"SET LOCAL hnsw.ef_search = {int(max(EF_SEARCH, limit))}")
-            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            probes = self._probes(reg)
+            conn.execute(f"SET LOCAL ivfflat.probes = {probes}")
+            conn.execute("SET LOCAL ivfflat.iterative_scan = relaxed_order")
+            conn.execute(f"SET LOCAL ivfflat.max_probes = {max(probes * 8, 100)}")
             if exact:
                 conn.execute("SET LOCAL enable_indexscan = off")
             sql = (f"SELECT e.photo_id, {expr} <=> %s AS dist FROM photo_embeddings e "
