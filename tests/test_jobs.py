@@ -325,3 +325,55 @@ def test_search_answers_during_a_job_and_an_index_build(db: Database, home: Path
     halved = [h.photo_id for h in engine.search("dog", limit=5, model_ref=half_ref).hits]
     assert len(set(full) & set(halved)) >= 4  # half precision ranks the same photos
     assert indexes.size_bytes(db, half) < indexes.size_bytes(db, v1)
+
+
+def test_index_recall_against_exact_search(db: Database, home: Path, pg_server: EmbeddedServer,
+                                           builtin_wheels: Path, tmp_path: Path) -> None:
+    """30k photos whose vectors are perturbed copies of real ConSE vectors, real query embeddings: the index's
+    top 10 match exact search (numpy) unfiltered, with a 10% filter, and with a 1% filter (exact path)."""
+    from photoscout.search import indexes
+    from photoscout.search.engine import Filters, SearchEngine
+
+    v1_here = lifecycle.get(db, V1)
+    real = np.stack(list(_vectors(db, V1).values()))
+    settings = load_settings(tmp_path / "home", database_url=_new_database(pg_server))
+    settings.ensure_dirs()
+    rng = np.random.default_rng(1)
+    n = 30_000
+    vecs = real[rng.integers(0, len(real), n)] + rng.normal(size=(n, real.shape[1])).astype(np.float32) * 0.02
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    cats = [["sel10"] if rng.random() < 0.1 else [] for _ in range(n)]
+    for c in cats:
+        if rng.random() < 0.01:
+            c.append("sel1")
+    with Database(settings) as db2:
+        builtin.install(db2, settings, wheels_dir=builtin_wheels)
+        v1 = lifecycle.get(db2, V1)
+        with db2.connection() as conn:
+            cur = conn.cursor()
+            with cur.copy("COPY photos (path, path_raw, folder, categories) FROM STDIN") as copy:
+                for i in range(n):
+                    copy.write_row((f"/syn/{i}.jpg", f"/syn/{i}.jpg".encode(), "/syn", cats[i]))
+            ids = [r[0] for r in cur.execute("SELECT id FROM photos ORDER BY id")]
+            with cur.copy("COPY photo_embeddings (photo_id, model_id, embedding_model, embedding_version, embedding)"
+                          " FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "int4", "text", "text", "vector"])
+                for pid, v in zip(ids, vecs, strict=True):
+                    copy.write_row((pid, v1.id, v1.name, v1.version, v))
+            conn.execute("ANALYZE photo_embeddings")
+            conn.execute("ANALYZE photos")
+        assert indexes.ensure(db2, v1) and indexes.info(db2, v1)["lists"] == 173  # type: ignore[index]
+        engine = SearchEngine(db2, settings)
+        queries = engine._embedder(v1).embed_texts(["a dog", "a receipt", "pizza", "a laptop", "a car", "a face",
+                                                    "a screenshot", "a boat", "a cat", "an elephant"])
+        id_arr = np.array(ids)
+        for name, keep in (("none", None), ("sel10", "sel10"), ("sel1", "sel1")):
+            mask = np.array([keep is None or keep in c for c in cats])
+            recalls = []
+            for q in queries:
+                truth = set(id_arr[mask][np.argsort(-(vecs[mask] @ q))[:10]].tolist())
+                got, exact = engine._nearest(v1, q, Filters(category=keep), 10)
+                assert len(got) == 10 and exact == (name == "sel1")
+                recalls.append(len(truth & {p for p, _ in got}) / 10)
+            assert np.mean(recalls) >= 0.98, (name, recalls)
+    _ = v1_here
