@@ -259,9 +259,10 @@ class SearchEngine:
         mid = int(reg.id)
         with self.db.connection() as conn:
             exact = False
-            if filters.active:
-                row = conn.execute(f"SELECT count(*) FROM photos p WHERE {where}", params).fetchone()
-                exact = bool(row and row[0] < EXACT_BELOW)
+            if filters.active:  # the planner's estimate decides: exact scan for a selective filter
+                plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM photos p WHERE {where}", params).fetchone()
+                estimate = plan[0][0]["Plan"]["Plan Rows"] if plan else EXACT_BELOW
+                exact = estimate < EXACT_BELOW
             probes = self._probes(reg)
             conn.execute(f"SET LOCAL ivfflat.probes = {probes}")
             conn.execute("SET LOCAL ivfflat.iterative_scan = relaxed_order")
