@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from pgvector import HalfVector
 
 from benchmarks.genlib import DATASET
 from photoscout.config import load_settings
@@ -87,7 +88,9 @@ def main() -> None:
         Worker(db, settings).run(store.create_job(db, kind="embed", model_ref=V1)["id"])
         with db.connection() as conn:
             real = [(pid, as_array(v)) for pid, v in conn.execute(
-                "SELECT photo_id, embedding FROM photo_embeddings WHERE model_id = %s ORDER BY photo_id", (v1.id,))]
+                "SELECT photo_id, coalesce(embedding, embedding_half::vector) FROM photo_embeddings "
+                "WHERE model_id = %s "
+                "ORDER BY photo_id", (v1.id,))]
         base = np.stack([v for _, v in real])
         n_syn = a.size - len(real)
         t = time.perf_counter()
@@ -114,11 +117,13 @@ def main() -> None:
                 if extra:
                     cur.execute("UPDATE photos SET categories = categories || %s::text[] WHERE id = %s", (extra, pid))
             ids = [r[0] for r in cur.execute("SELECT id FROM photos WHERE path LIKE '/bench/synthetic/%%' ORDER BY id")]
-            with cur.copy("COPY photo_embeddings (photo_id, model_id, embedding_model, embedding_version, embedding) "
+            column = "embedding_half" if v1.config.get("storage") == "halfvec" else "embedding"
+            with cur.copy(f"COPY photo_embeddings (photo_id, model_id, embedding_model, embedding_version, {column}) "
                           "FROM STDIN WITH (FORMAT BINARY)") as copy:
-                copy.set_types(["int8", "int4", "text", "text", "vector"])
+                copy.set_types(["int8", "int4", "text", "text", "halfvec" if column == "embedding_half" else "vector"])
                 for pid, vec in zip(ids, syn, strict=True):
-                    copy.write_row((pid, v1.id, v1.name, v1.version, vec))
+                    copy.write_row((pid, v1.id, v1.name, v1.version, HalfVector(vec) if column == "embedding_half"
+                                    else vec))
         print(f"library: {a.size} photos ({len(real)} real, {n_syn} derived) loaded in {time.perf_counter() - t:.0f}s")
         vacuum_analyze(db)
 
@@ -127,11 +132,15 @@ def main() -> None:
         t = time.perf_counter()
         indexes.ensure(db, v1)
         build_v = time.perf_counter() - t
+        # the same vectors in the other storage, as a second version, to compare vector and halfvec
+        other = "vector" if v1.config.get("storage") == "halfvec" else "halfvec"
         half, _ = local.register_folder(db, settings, ref="conse-effnetl0-minilm@v1.0.1", source_dir=v1.artifact_dir(
-            settings), type_="embedding", backend="conse", config={**v1.config, "storage": "halfvec"})
+            settings), type_="embedding", backend="conse", config={**v1.config, "storage": other})
         with db.connection() as conn:
-            conn.execute("INSERT INTO photo_embeddings (photo_id, model_id, embedding_model, embedding_version, "
-                         "embedding_half) SELECT photo_id, %s, %s, %s, embedding::halfvec FROM photo_embeddings "
+            target, source = ("embedding", "embedding_half::vector") if other == "vector" else (
+                "embedding_half", "embedding::halfvec")
+            conn.execute(f"INSERT INTO photo_embeddings (photo_id, model_id, embedding_model, embedding_version, "
+                         f"{target}) SELECT photo_id, %s, %s, %s, {source} FROM photo_embeddings "
                          "WHERE model_id = %s", (half.id, half.name, half.version, v1.id))
         vacuum_analyze(db)  # a fresh bulk insert: what autovacuum does soon after a job in real use
         t = time.perf_counter()
@@ -139,14 +148,16 @@ def main() -> None:
         build_h = time.perf_counter() - t
         found = indexes.info(db, v1) or {}
         print(f"IVFFlat (lists={found.get('lists')}, probes={found.get('probes')}) over {a.size} x "
-              f"{v1.config['dim']}-d: vector {build_v:.1f}s, {indexes.size_bytes(db, v1) / 1e6:.0f} MB; halfvec "
-              f"{build_h:.1f}s, {indexes.size_bytes(db, half) / 1e6:.0f} MB")
+              f"{v1.config['dim']}-d: {v1.config.get('storage', 'vector')} (built-in default) {build_v:.1f}s, "
+              f"{indexes.size_bytes(db, v1) / 1e6:.0f} MB; {other} {build_h:.1f}s, "
+              f"{indexes.size_bytes(db, half) / 1e6:.0f} MB")
 
         # recall and latency
         engine = SearchEngine(db, settings)
         engine.warm_up()
         with db.connection() as conn:
-            rows = conn.execute("SELECT e.photo_id, e.embedding, p.categories FROM photo_embeddings e JOIN photos p "
+            rows = conn.execute("SELECT e.photo_id, coalesce(e.embedding, e.embedding_half::vector), p.categories "
+                                "FROM photo_embeddings e JOIN photos p "
                                 "ON p.id = e.photo_id WHERE e.model_id = %s", (v1.id,)).fetchall()
         all_ids = np.array([r[0] for r in rows])
         matrix = np.stack([as_array(r[1]) for r in rows])
@@ -154,7 +165,7 @@ def main() -> None:
                  "sel1": np.array(["sel1" in r[2] for r in rows])}
         embedder = engine._embedder(v1)
         qvecs = embedder.embed_texts(QUERIES)
-        for ref, label in ((V1, "vector"), (half.ref, "halfvec")):
+        for ref, label in ((V1, v1.config.get("storage", "vector")), (half.ref, other)):
             model = lifecycle.get(db, ref)
             for name, mask in masks.items():
                 filters = Filters(category=None if name == "none" else name)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+from pgvector import HalfVector
 
 from photoscout.config import Settings, load_settings
 from photoscout.database import Database
@@ -76,7 +77,8 @@ def _vectors(db: Database, ref: str) -> dict[int, np.ndarray]:
     model = lifecycle.get(db, ref)
     with db.connection() as conn:
         return {pid: as_array(v) for pid, v in conn.execute(
-            "SELECT photo_id, embedding FROM photo_embeddings WHERE model_id = %s", (model.id,))}
+            "SELECT photo_id, coalesce(embedding, embedding_half::vector) FROM photo_embeddings WHERE model_id = %s",
+            (model.id,))}
 
 
 def _photo_count(db: Database) -> int:
@@ -174,11 +176,11 @@ def test_celery_worker_result_equals_local(db: Database, home: Path, broker: str
         active = lifecycle.get(db, "conse-effnetl0-minilm@v1.0.0")
         while store.get_job(db, job_id)["status"] not in ("completed", "failed"):
             with db.connection() as conn:  # the active model keeps answering nearest-neighbour queries
-                probe = conn.execute("SELECT embedding FROM photo_embeddings WHERE model_id = %s LIMIT 1",
-                                     (active.id,)).fetchone()
+                probe = conn.execute("SELECT embedding_half::vector FROM photo_embeddings WHERE model_id = %s "
+                                     "LIMIT 1", (active.id,)).fetchone()
                 if probe is not None:
                     rows = conn.execute("SELECT photo_id FROM photo_embeddings WHERE model_id = %s ORDER BY "
-                                        "embedding <=> %s LIMIT 5", (active.id, probe[0])).fetchall()
+                                        "embedding_half::vector <=> %s LIMIT 5", (active.id, probe[0])).fetchall()
                     served += len(rows) == 5
             time.sleep(0.2)
             assert worker.poll() is None, (home / "worker-a.log").read_text()[-2000:]
@@ -284,7 +286,8 @@ def test_database_restart_mid_job(tmp_path: Path, builtin_wheels: Path) -> None:
 
 
 def test_search_answers_during_a_job_and_an_index_build(db: Database, home: Path) -> None:
-    """A halfvec version's job runs and its index is built while the active version keeps answering searches."""
+    """A full-precision version's job runs and its index is built while the active (halfvec) version keeps
+    answering searches."""
     import threading
 
     from photoscout.search import indexes
@@ -292,10 +295,11 @@ def test_search_answers_during_a_job_and_an_index_build(db: Database, home: Path
 
     settings = load_settings(home)
     v1 = lifecycle.get(db, V1)
-    half_ref = "conse-effnetl0-minilm@v1.2.0"
-    local.register_folder(db, settings, ref=half_ref, source_dir=v1.artifact_dir(settings), type_="embedding",
-                          backend="conse", config={**v1.config, "storage": "halfvec"})
-    job = store.create_job(db, kind="embed", model_ref=half_ref, unit_size=4)
+    full_ref = "conse-effnetl0-minilm@v1.2.0"
+    assert v1.config["storage"] == "halfvec"  # the built-in default
+    local.register_folder(db, settings, ref=full_ref, source_dir=v1.artifact_dir(settings), type_="embedding",
+                          backend="conse", config={**v1.config, "storage": "vector"})
+    job = store.create_job(db, kind="embed", model_ref=full_ref, unit_size=4)
     errors: list[BaseException] = []
 
     def run_job() -> None:
@@ -315,16 +319,16 @@ def test_search_answers_during_a_job_and_an_index_build(db: Database, home: Path
         answered += 1
     thread.join()
     assert not errors and answered >= 3
-    half = lifecycle.get(db, half_ref)
-    assert store.get_job(db, job["id"])["status"] == "completed" and indexes.exists(db, half)
+    full = lifecycle.get(db, full_ref)
+    assert store.get_job(db, job["id"])["status"] == "completed" and indexes.exists(db, full)
     with db.connection() as conn:
-        row = conn.execute("SELECT count(*) FILTER (WHERE embedding_half IS NOT NULL), count(*) FILTER (WHERE "
-                           "embedding IS NULL) FROM photo_embeddings WHERE model_id = %s", (half.id,)).fetchone()
+        row = conn.execute("SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*) FILTER (WHERE "
+                           "embedding_half IS NULL) FROM photo_embeddings WHERE model_id = %s", (full.id,)).fetchone()
     assert row == (_photo_count(db), _photo_count(db))
-    full = [h.photo_id for h in engine.search("dog", limit=5).hits]
-    halved = [h.photo_id for h in engine.search("dog", limit=5, model_ref=half_ref).hits]
-    assert len(set(full) & set(halved)) >= 4  # half precision ranks the same photos
-    assert indexes.size_bytes(db, half) < indexes.size_bytes(db, v1)
+    halved = [h.photo_id for h in engine.search("dog", limit=5).hits]
+    precise = [h.photo_id for h in engine.search("dog", limit=5, model_ref=full_ref).hits]
+    assert len(set(precise) & set(halved)) >= 4  # half precision ranks the same photos
+    assert indexes.size_bytes(db, v1) < indexes.size_bytes(db, full)
 
 
 def test_index_recall_against_exact_search(db: Database, home: Path, pg_server: EmbeddedServer,
@@ -355,11 +359,11 @@ def test_index_recall_against_exact_search(db: Database, home: Path, pg_server: 
                 for i in range(n):
                     copy.write_row((f"/syn/{i}.jpg", f"/syn/{i}.jpg".encode(), "/syn", cats[i]))
             ids = [r[0] for r in cur.execute("SELECT id FROM photos ORDER BY id")]
-            with cur.copy("COPY photo_embeddings (photo_id, model_id, embedding_model, embedding_version, embedding)"
-                          " FROM STDIN WITH (FORMAT BINARY)") as copy:
-                copy.set_types(["int8", "int4", "text", "text", "vector"])
+            with cur.copy("COPY photo_embeddings (photo_id, model_id, embedding_model, embedding_version, "
+                          "embedding_half) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "int4", "text", "text", "halfvec"])
                 for pid, v in zip(ids, vecs, strict=True):
-                    copy.write_row((pid, v1.id, v1.name, v1.version, v))
+                    copy.write_row((pid, v1.id, v1.name, v1.version, HalfVector(v)))
             conn.execute("ANALYZE photo_embeddings")
             conn.execute("ANALYZE photos")
         assert indexes.ensure(db2, v1) and indexes.info(db2, v1)["lists"] == 173  # type: ignore[index]

@@ -52,7 +52,8 @@ def test_every_photo_has_an_embedding_from_the_active_model(library: tuple) -> N
     model = lifecycle.active(db, "embedding")
     assert model is not None and model.name == "conse-effnetl0-minilm"
     with db.connection() as conn:
-        rows = conn.execute("SELECT p.path, e.embedding, e.embedding_model, e.embedding_version FROM photos p "
+        rows = conn.execute("SELECT p.path, coalesce(e.embedding, e.embedding_half::vector), "
+                            "e.embedding_model, e.embedding_version FROM photos p "
                             "JOIN photo_embeddings e ON e.photo_id = p.id AND e.model_id = %s", (model.id,)).fetchall()
     assert {r[0] for r in rows} == set(files)
     for _path, vec, name, version in rows:
@@ -68,7 +69,8 @@ def test_text_query_ranks_matching_photos_first(library: tuple) -> None:
     assert model is not None
     embedder = factory.create(model.spec(settings), factory_runtime(settings))
     with db.connection() as conn:
-        rows = conn.execute("SELECT p.path, e.embedding FROM photos p JOIN photo_embeddings e ON e.photo_id = p.id "
+        rows = conn.execute("SELECT p.path, coalesce(e.embedding, e.embedding_half::vector) FROM photos p "
+                            "JOIN photo_embeddings e ON e.photo_id = p.id "
                             "WHERE e.model_id = %s", (model.id,)).fetchall()
     paths = [r[0] for r in rows]
     matrix = np.stack([as_array(r[1]) for r in rows])

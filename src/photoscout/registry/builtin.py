@@ -92,6 +92,7 @@ def _build_conse(folder: Path, wheels: dict[str, Path], settings: Settings) -> d
     np.save(folder / "label_embeddings.npy", encoder.encode(imagenet.label_texts()))
     return {
         "dim": 384, "top_t": 10, "image_size": 224, "labels": "imagenet-1k (first two WordNet names)",
+        "storage": "halfvec",  # half the bytes, same recall@10, faster filtered searches (bench_search.py)
         "files": {"image_model": "efficientnet_lite0.onnx", "text_model": "minilm_l6_v2_int8.onnx",
                   "tokenizer": "tokenizer.json", "label_embeddings": "label_embeddings.npy"},
     }
