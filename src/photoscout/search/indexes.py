@@ -6,7 +6,8 @@ the version's job completes, rebuilt when the version has twice the rows it was 
 IVFFlat rather than HNSW: the built-in ConSE vectors are convex combinations of 1,000 label vectors, so a library is
 a set of tight clusters; on 100k such vectors HNSW (m 16, ef_construction 64) reached recall@10 0.57-0.69 even at
 ef_search 1000, IVFFlat (lists 316) 0.99 at 10 probes and 1.00 at 20, and builds 5x faster
-(``benchmarks/bench_search.py``). Lists: sqrt(rows); probes: lists / 8, at least 10 (recall@10 1.000 at 100k; more probes cost latency).
+(``benchmarks/bench_search.py``). Lists: sqrt(rows); probes: lists / 8, at least 10 (recall@10 1.000 at
+100k; more probes cost latency).
 """
 
 from __future__ import annotations
