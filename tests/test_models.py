@@ -185,6 +185,11 @@ def test_search_text_image_ocr_and_filters(library: tuple) -> None:
     receipts = engine.search("a receipt", limit=3).hits
     assert sum(files[h.path]["label"] == "receipt" for h in receipts) >= 2
     assert any("text in photo" in w for h in receipts for w in h.why)
+    with db.connection() as conn:  # OCR text is embedded by the active version's text side, for meaning matches
+        row = conn.execute("SELECT (SELECT count(*) FROM photo_text WHERE text <> ''), "
+                           "(SELECT count(*) FROM photo_text_embeddings)").fetchone()
+    assert row is not None and row[0] > 0 and row[1] == row[0]
+    assert any("means something close" in w for h in engine.search("a receipt", limit=10).hits for w in h.why)
     dog = next(p for p, r in files.items() if r["label"] == "dalmatian")
     like = engine.search(image=dog, limit=3).hits
     assert like[0].path == dog and files[like[1].path]["label"] == "dalmatian"

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MODEL_MIN_SIDE = 256  # what the image models need on the shorter side
 BASE_MAX_SIDE = 640
+TEXT_CHARS = 2000  # OCR text embedded (MiniLM reads 256 tokens anyway)
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,10 @@ def run_models(db: Database, settings: Settings, models: ModelSet, registered: S
                 writes.append(("analysis", (pid, reg.id, Jsonb(info.labels), Jsonb(info.category_scores),
                                             info.text_likelihood, Jsonb(cue))))
                 runs.append((pid, reg.id, "done", None))
+            texts = _stored_ocr_text(db, ids)
+            if texts:
+                for pid, vec in zip(texts, model.embed_texts([texts[p][:TEXT_CHARS] for p in texts]), strict=True):
+                    writes.append(("text_embedding", (pid, reg.id, HalfVector(vec))))
         elif isinstance(model, FewShotModel):
             for pid, feat in zip(ids, model.features(imgs), strict=True):
                 writes.append(("features", (pid, reg.id, feat)))
@@ -221,6 +226,9 @@ def run_models(db: Database, settings: Settings, models: ModelSet, registered: S
                     continue
                 if result.text:
                     writes.append(("text", (pid, reg.id, result.text, result.confidence)))
+                    if embedder_for_regions is not None:
+                        vec = embedder_for_regions[1].embed_texts([result.text[:TEXT_CHARS]])[0]
+                        writes.append(("text_embedding", (pid, embedder_for_regions[0], HalfVector(vec))))
                 runs.append((pid, reg.id, "done", f"{result.boxes} lines"))
         else:  # captioning and others: caption()
             captions = model.caption(imgs)  # type: ignore[attr-defined]
@@ -233,6 +241,14 @@ def run_models(db: Database, settings: Settings, models: ModelSet, registered: S
     report.failed = [(r[0], r[3] or "") for r in runs if r[2] == "failed"]
     _store(db, writes, runs, lambda cur: finalize(cur, report) if finalize else None)
     return report
+
+
+def _stored_ocr_text(db: Database, ids: list[int]) -> dict[int, str]:
+    """The active OCR model's text of these photos."""
+    with db.connection() as conn:
+        return {pid: text for pid, text in conn.execute(
+            "SELECT t.photo_id, t.text FROM photo_text t JOIN model_registry m ON m.id = t.model_id "
+            "AND m.status = 'active' WHERE t.photo_id = ANY(%s) AND t.text <> ''", (ids,))}
 
 
 def _crop(im: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
@@ -317,6 +333,11 @@ def _store(db: Database, writes: list[tuple[str, Any]], runs: list[tuple[int, in
                 if crops_vec is not None and row is not None:
                     cur.execute("INSERT INTO region_embeddings (detection_id, photo_id, model_id, embedding) "
                                 "VALUES (%s, %s, %s, %s)", (row[0], pid, crops_vec[0], crops_vec[1][i]))
+        text_vecs = [w[1] for w in writes if w[0] == "text_embedding"]
+        if text_vecs:
+            cur.executemany("INSERT INTO photo_text_embeddings (photo_id, model_id, embedding) VALUES (%s, %s, %s) "
+                            "ON CONFLICT (photo_id, model_id) DO UPDATE SET embedding = EXCLUDED.embedding, "
+                            "created_at = now()", text_vecs)
         texts = [w[1] for w in writes if w[0] == "text"]
         if texts:
             cur.executemany("INSERT INTO photo_text (photo_id, model_id, text, confidence) VALUES (%s, %s, %s, %s) "

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 SCAN_LOCK_KEY = 0x7363616E  # "scan"
 IN_PROCESS_BELOW = 16  # so few files are read without starting worker processes
 DERIVED_TABLES = ("photo_embeddings", "detections", "photo_text", "photo_captions", "photo_analysis",
-                  "photo_model_runs", "photo_features")
+                  "photo_model_runs", "photo_features", "photo_text_embeddings")
 
 
 @dataclass

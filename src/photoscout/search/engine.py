@@ -34,6 +34,7 @@ MAX_LIMIT = 500
 RRF_K = 60
 EXACT_BELOW = 2000  # filtered candidate sets smaller than this are scanned exactly (cheap and exact)
 OCR_WEIGHT = 0.5  # OCR text matches count half a vector rank (a receipt that says "pizza" is not a pizza)
+TEXT_MEANING_MIN = 0.3  # the embedded OCR text counts only when it is this close to the query
 # Words that name a category: the query then also ranks that category's photos (a third RRF list).
 CATEGORY_WORDS = {
     "documents": ("receipt", "invoice", "document", "page", "letter", "bill", "form", "scan", "contract", "manual"),
@@ -184,14 +185,16 @@ class SearchEngine:
             category_hits += more
         timings["vector"] = (time.perf_counter() - t1) * 1000
         ocr_hits: list[tuple[int, str]] = []
+        meaning_hits: list[tuple[int, float]] = []
         if text and not image:
             t2 = time.perf_counter()
             ocr_hits = self._ocr(text, filters, pool)
+            meaning_hits = self._text_meaning(reg, query, filters, pool)
             timings["ocr"] = (time.perf_counter() - t2) * 1000
         t3 = time.perf_counter()
         # a concept defined by printed words (a receipt): the OCR evidence leads
         ocr_weight = 2.0 if any(w.rstrip("s") in TEXT_CONCEPTS for w in text.lower().split()) else OCR_WEIGHT
-        hits = self._fuse(vector_hits, ocr_hits, limit, category_hits, ocr_weight)
+        hits = self._fuse(vector_hits, ocr_hits, limit, category_hits, ocr_weight, meaning_hits)
         timings["fuse"] = (time.perf_counter() - t3) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return SearchResult(reg.ref, hits, {k: round(v, 2) for k, v in timings.items()}, exact)
@@ -277,6 +280,22 @@ class SearchEngine:
                 rows.sort(key=lambda r: r[1])
         return [(int(r[0]), 1.0 - float(r[1])) for r in rows], exact
 
+    def _text_meaning(self, reg: lifecycle.RegisteredModel, query: np.ndarray, filters: Filters,
+                      limit: int) -> list[tuple[int, float]]:
+        """Photos whose OCR text, embedded by this version's text side, is closest to the query (exact scan: only
+        photos with text have such a vector)."""
+        from pgvector import HalfVector
+
+        dim = int(reg.config["dim"])
+        where, params = filters.sql()
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                f"SELECT t.photo_id, 1 - ((t.embedding::halfvec({dim})) <=> %s) FROM photo_text_embeddings t "
+                f"JOIN photos p ON p.id = t.photo_id WHERE t.model_id = {int(reg.id)} AND {where} "
+                f"ORDER BY (t.embedding::halfvec({dim})) <=> %s LIMIT %s",
+                [HalfVector(query), *params, HalfVector(query), limit]).fetchall()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
     def _ocr(self, text: str, filters: Filters, limit: int) -> list[tuple[int, str]]:
         """Full-text search of OCR text: any of the query's terms, best-covered photos first."""
         terms = ocr_terms(text)
@@ -294,7 +313,8 @@ class SearchEngine:
         return [(int(r[0]), str(r[1])) for r in rows]
 
     def _fuse(self, vector_hits: list[tuple[int, float]], ocr_hits: list[tuple[int, str]], limit: int,
-              category_hits: list[tuple[int, float]] | None = None, ocr_weight: float = OCR_WEIGHT) -> list[Hit]:
+              category_hits: list[tuple[int, float]] | None = None, ocr_weight: float = OCR_WEIGHT,
+              meaning_hits: list[tuple[int, float]] | None = None) -> list[Hit]:
         """Reciprocal-rank fusion: score = sum over rankings of weight / (60 + rank)."""
         scores: dict[int, float] = {}
         why: dict[int, list[str]] = {}
@@ -305,6 +325,11 @@ class SearchEngine:
         for rank, (pid, _sim) in enumerate(sorted(category_hits or [], key=lambda h: -h[1])):
             scores[pid] = scores.get(pid, 0) + 1 / (RRF_K + rank + 1)
             why.setdefault(pid, []).append("in a category the query names")
+        for rank, (pid, sim) in enumerate(meaning_hits or []):
+            if sim < TEXT_MEANING_MIN:
+                break
+            scores[pid] = scores.get(pid, 0) + OCR_WEIGHT / (RRF_K + rank + 1)
+            why.setdefault(pid, []).append(f"text in photo means something close ({sim:.2f})")
         for rank, (pid, snippet) in enumerate(ocr_hits):
             scores[pid] = scores.get(pid, 0) + ocr_weight / (RRF_K + rank + 1)
             why.setdefault(pid, []).append(f"text in photo: {snippet}")
