@@ -92,6 +92,11 @@ def test_activate_second_version_rollback_and_history(db: Database, settings: Se
     with pytest.raises(PhotoscoutError, match="unknown backend"):
         local.register_folder(db, settings, ref="tiny@v3.0.0", source_dir=tiny_siglip, type_="embedding",
                               backend="clip-magic")
+    v3, _ = local.register_folder(db, settings, ref="tiny@v3.0.0", source_dir=tiny_siglip, type_="embedding",
+                                  backend="hf-image-text")
+    lifecycle.delete(db, v3.ref)  # a version without outputs can be removed (with its index, if any)
+    with pytest.raises(PhotoscoutError, match="no model"):
+        lifecycle.get(db, v3.ref)
     with pytest.raises(PhotoscoutError, match="already registered|already exists"):
         local.register_folder(db, settings, ref="tiny@v1.0.0", source_dir=tiny_siglip, type_="embedding",
                               backend="hf-image-text")

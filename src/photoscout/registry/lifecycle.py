@@ -208,6 +208,9 @@ def delete(db: Database, ref: str) -> None:
             conn.execute("DELETE FROM model_registry WHERE id = %s", (model.id,))
     except psycopg.errors.ForeignKeyViolation as exc:
         raise PhotoscoutError(f"{model.ref} still has stored outputs; prune them first") from exc
+    from photoscout.search import indexes
+
+    indexes.drop(db, model)  # the version's vector index goes with it
 
 
 def rollback(db: Database, settings: Settings, type_: str, purpose: str = "default", *,
