@@ -301,18 +301,13 @@ def _store(db: Database, writes: list[tuple[str, Any]], runs: list[tuple[int, in
     """All outputs of a batch, and the caller's bookkeeping (``finalize``), in one transaction."""
     with db.connection() as conn:
         cur = conn.cursor()
-        emb = [w[1] for w in writes if w[0] == "embedding"]
-        if emb:
-            cur.executemany(
-                "INSERT INTO photo_embeddings (photo_id, model_id, embedding_model, embedding_version, embedding) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (photo_id, model_id) DO UPDATE SET "
-                "embedding = EXCLUDED.embedding, embedding_half = NULL, updated_at = now()", emb)
-        half = [w[1] for w in writes if w[0] == "embedding_half"]
-        if half:
-            cur.executemany(
-                "INSERT INTO photo_embeddings (photo_id, model_id, embedding_model, embedding_version, "
-                "embedding_half) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (photo_id, model_id) DO UPDATE SET "
-                "embedding_half = EXCLUDED.embedding_half, embedding = NULL, updated_at = now()", half)
+        for column, other in (("embedding", "embedding_half"), ("embedding_half", "embedding")):
+            rows = [w[1] for w in writes if w[0] == column]  # full or half precision, as the version stores
+            if rows:
+                cur.executemany(
+                    "INSERT INTO photo_embeddings (photo_id, model_id, embedding_model, embedding_version, "
+                    f"{column}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (photo_id, model_id) DO UPDATE SET "
+                    f"{column} = EXCLUDED.{column}, {other} = NULL, updated_at = now()", rows)
         ana = [w[1] for w in writes if w[0] == "analysis"]
         if ana:
             cur.executemany(
