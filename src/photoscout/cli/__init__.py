@@ -15,6 +15,7 @@ from photoscout import __version__
 from photoscout.cli import common
 from photoscout.cli.classes import classes_app
 from photoscout.cli.database import db_app
+from photoscout.cli.evaluation import eval_app
 from photoscout.cli.jobs import jobs_app, worker_command
 from photoscout.cli.library import index_command, photos_app, status_command
 from photoscout.cli.models import models_app
@@ -64,6 +65,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(classes_app, name="classes")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(eval_app, name="eval")
 app.command("worker")(worker_command)
 
 

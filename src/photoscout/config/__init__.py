@@ -72,6 +72,24 @@ class Settings(BaseSettings):
         default=178_956_970, ge=1, description="Images with more pixels are refused as decompression bombs."
     )
 
+    promotion_max_drop: dict[str, float] = Field(
+        default_factory=lambda: {"map": 0.02, "ndcg": 0.02, "precision": 0.05, "recall": 0.05},
+        description="Promotion gate: the largest drop of each metric (precision, recall, map, ndcg) allowed on any "
+                    "evaluation set against the active model.",
+    )
+    promotion_max_latency_ratio: float = Field(
+        default=1.5, gt=0, description="Promotion gate: the largest search p95 allowed, as a multiple of the active "
+                                       "model's (differences under 10 ms never count).",
+    )
+
+    @field_validator("promotion_max_drop", mode="after")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - {"precision", "recall", "map", "ndcg"}
+        if unknown:
+            raise ValueError(f"promotion_max_drop: unknown metric(s) {', '.join(sorted(unknown))}")
+        return value
+
     @field_validator("home", mode="after")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:

@@ -31,6 +31,33 @@ class EnrichSummary:
     elapsed_s: float = 0.0
 
 
+def ingest_models(db: Database) -> list[lifecycle.RegisteredModel]:
+    """The models new photos are run through: the active ones; any with a job over the whole library under way;
+    and, for search, the embedding rollback target and staging embedding versions whose library job completed -
+    so promoting or rolling back never leaves photos indexed meanwhile without vectors."""
+    from photoscout.jobs.store import running_model_ids
+
+    models = [m for m in lifecycle.list_models(db) if m.status == "active"]
+    ids = [*running_model_ids(db), *candidate_model_ids(db)]
+    for m in [m for m in models if m.type == "embedding"]:
+        target = lifecycle.rollback_target(db, m.type, m.purpose)
+        if target is not None:
+            ids.append(target.id)
+    for mid in ids:
+        if mid not in {m.id for m in models}:
+            models.append(lifecycle.get_by_id(db, mid))
+    return models
+
+
+def candidate_model_ids(db: Database) -> list[int]:
+    """Staging embedding versions with a completed job over the whole library (awaiting evaluation/promotion)."""
+    with db.connection() as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT DISTINCT j.model_id FROM jobs j JOIN model_registry m ON m.id = j.model_id "
+            "WHERE m.status = 'staging' AND m.type = 'embedding' AND j.status = 'completed' "
+            "AND (j.scope->>'sample_count') IS NULL AND (j.scope->>'sample_fraction') IS NULL")]
+
+
 def enrich(db: Database, settings: Settings, *, models: ModelSet | None = None,
            progress: Progress | None = None) -> EnrichSummary:
     import time
@@ -38,11 +65,7 @@ def enrich(db: Database, settings: Settings, *, models: ModelSet | None = None,
     started = time.perf_counter()
     progress = progress or NoProgress()
     models = models or ModelSet(settings)
-    active = [m for m in lifecycle.list_models(db) if m.status == "active"]
-    # A model whose job over the whole library is under way covers new photos too: no gap at promotion.
-    from photoscout.jobs.store import running_model_ids
-
-    active += [lifecycle.get_by_id(db, mid) for mid in running_model_ids(db) if mid not in {m.id for m in active}]
+    active = ingest_models(db)
     summary = EnrichSummary(models=[m.ref for m in active])
     need: dict[int, set[int]] = {}
     photos: dict[int, PhotoRow] = {}

@@ -351,18 +351,16 @@ def _store(db: Database, writes: list[tuple[str, Any]], runs: list[tuple[int, in
 
 def refresh_categories(db: Database, photo_ids: Sequence[int],
                        enabled: tuple[str, ...] = categories.DEFAULT_CATEGORIES) -> int:
-    """Recompute ``photos.categories`` from the active models' stored outputs."""
+    """Recompute categories from the stored outputs: for every embedding version that analysed the photo (kept in
+    ``photo_analysis.categories``, so a version under evaluation has its own), and ``photos.categories`` from the
+    active version. OCR text, faces and few-shot classes come from the active models of those types."""
     if not photo_ids:
         return 0
     ids = list(photo_ids)
     with db.connection() as c, c.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             """
-            SELECT p.id,
-              (SELECT a.category_scores FROM photo_analysis a JOIN model_registry m ON m.id = a.model_id
-                 AND m.status = 'active' AND m.type = 'embedding' WHERE a.photo_id = p.id LIMIT 1) AS scores,
-              (SELECT a.cues FROM photo_analysis a JOIN model_registry m ON m.id = a.model_id
-                 AND m.status = 'active' AND m.type = 'embedding' WHERE a.photo_id = p.id LIMIT 1) AS cues,
+            SELECT p.id, a.model_id, a.category_scores AS scores, a.cues, coalesce(am.status = 'active', false) AS act,
               (SELECT t.text FROM photo_text t JOIN model_registry m ON m.id = t.model_id
                  AND m.status = 'active' WHERE t.photo_id = p.id LIMIT 1) AS ocr,
               (SELECT coalesce(array_agg(array_to_string(d.box, ',')), '{}') FROM detections d
@@ -372,18 +370,29 @@ def refresh_categories(db: Database, photo_ids: Sequence[int],
                  JOIN model_registry m ON m.id = fc.model_id AND m.status = 'active'
                  JOIN photo_features f ON f.model_id = fc.model_id AND f.photo_id = p.id
                  WHERE 1 - (f.features <=> fc.prototype) >= fc.threshold) AS fewshot
-            FROM photos p WHERE p.id = ANY(%s)
+            FROM photos p
+            LEFT JOIN (photo_analysis a JOIN model_registry am ON am.id = a.model_id AND am.type = 'embedding'
+                       AND am.status <> 'disabled') ON a.photo_id = p.id
+            WHERE p.id = ANY(%s)
             """, (ids,)).fetchall()
-        updates = []
+        per_model: list[tuple[list[str], int, int]] = []
+        chosen: dict[int, list[str]] = {}
         for r in rows:
             faces = [tuple(float(v) for v in f.split(",")) for f in r["faces"]]
             cats = categories.categorize(category_scores=r["scores"] or {}, cues_=r["cues"] or {},
                                          ocr_text=r["ocr"], faces=faces, fewshot=list(r["fewshot"]),  # type: ignore[arg-type]
                                          enabled=enabled)
-            updates.append((cats, r["id"]))
+            if r["model_id"] is not None:
+                per_model.append((cats, r["id"], r["model_id"]))
+            if r["act"] or r["id"] not in chosen:  # the active version's, else cues/OCR/faces alone
+                chosen[r["id"]] = cats if (r["act"] or r["model_id"] is None) else categories.categorize(
+                    category_scores={}, cues_=r["cues"] or {}, ocr_text=r["ocr"], faces=faces,  # type: ignore[arg-type]
+                    fewshot=list(r["fewshot"]), enabled=enabled)
+        cur.executemany("UPDATE photo_analysis SET categories = %s WHERE photo_id = %s AND model_id = %s "
+                        "AND categories IS DISTINCT FROM %s", [(c_, i, m, c_) for c_, i, m in per_model])
         cur.executemany("UPDATE photos SET categories = %s WHERE id = %s AND categories IS DISTINCT FROM %s",
-                        [(c_, i, c_) for c_, i in updates])
-    return len(updates)
+                        [(c_, i, c_) for i, c_ in chosen.items()])
+    return len(chosen)
 
 
 def as_array(vec: Any) -> np.ndarray:

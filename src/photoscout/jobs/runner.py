@@ -144,7 +144,7 @@ class Worker:
             log.exception("unit %s of job %s failed", unit.id, unit.job_id)
             store.fail_unit(self.db, unit, self.owner, f"{type(exc).__name__}: {exc}")
             return 0, len(unit.photo_ids)
-        if reg.status == "active":
+        if reg.status == "active" or reg.type == "embedding":  # an embedding version has its own categories
             refresh_categories(self.db, list(present))
         failed = int(result.get("failed", 0))
         return len(unit.photo_ids) - failed, failed

@@ -14,6 +14,7 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
     "rapidocr": ("ocr", "photoscout.models.rapid_ocr", "RapidOcr"),
     "mtcnn": ("detector", "photoscout.models.mtcnn_faces", "MtcnnFaces"),
     "effnet-prototypes": ("few_shot", "photoscout.models.prototypes", "EfficientNetPrototypes"),
+    "random-vectors": ("embedding", "photoscout.models.random_vectors", "RandomVectors"),
     "hf-image-text": ("embedding", "photoscout.models.hub.image_text", "HubImageTextEmbedder"),
     "hf-owlvit": ("detector", "photoscout.models.hub.owlvit", "OwlVitDetector"),
     "hf-blip": ("captioning", "photoscout.models.hub.blip", "BlipCaptioner"),

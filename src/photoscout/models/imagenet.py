@@ -53,9 +53,18 @@ def class_names() -> list[list[str]]:
     return names
 
 
-def label_texts() -> list[str]:
-    """The text embedded for each class: its first two names ("notebook, notebook computer")."""
-    return [", ".join(n[:2]) for n in class_names()]
+def label_texts(hierarchy: bool = False) -> list[str]:
+    """The text embedded for each class: its first two names ("notebook, notebook computer"); with ``hierarchy``
+    followed by the photoscout category the class belongs to ("notebook, notebook computer (electronics)"), so the
+    class vectors of one category move closer to each other and to the category's name."""
+    texts = [", ".join(n[:2]) for n in class_names()]
+    if hierarchy:
+        parent: dict[int, str] = {}
+        for category, indices in category_classes().items():
+            for i in indices:
+                parent.setdefault(i, category)
+        texts = [f"{t} ({parent[i]})" if i in parent else t for i, t in enumerate(texts)]
+    return texts
 
 
 def _indices(names: list[str]) -> list[int]:

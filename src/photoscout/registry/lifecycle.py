@@ -19,7 +19,7 @@ from photoscout.database import Database
 from photoscout.errors import NotFound, PhotoscoutError
 from photoscout.models import factory
 from photoscout.models.base import MODEL_TYPES, ModelSpec
-from photoscout.registry import artifacts
+from photoscout.registry import artifacts, decisions
 
 VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -153,9 +153,12 @@ def verify(db: Database, settings: Settings, ref: str) -> tuple[RegisteredModel,
     return model, artifacts.verify(model.artifact_dir(settings))
 
 
-def activate(db: Database, settings: Settings, ref: str, *, reason: str = "activated") -> RegisteredModel:
+def activate(db: Database, settings: Settings, ref: str, *, reason: str = "activated",
+             log: bool = True) -> RegisteredModel:
     """Make ``ref`` the active model of its type and purpose in one transaction; the previous active one becomes
-    ``deprecated`` (kept, the rollback target). Refused when the artifacts fail verification or it is disabled."""
+    ``deprecated`` (kept, the rollback target). For an embedding model the photos' categories switch to the new
+    version's in the same transaction, so ingestion, queries and categories change at once. Refused when the
+    artifacts fail verification or it is disabled."""
     model = get(db, ref)
     if model.status == "active":
         return model
@@ -176,6 +179,17 @@ def activate(db: Database, settings: Settings, ref: str, *, reason: str = "activ
         cur.execute("UPDATE model_registry SET status = 'active', activated_at = now(), deprecated_at = NULL "
                     "WHERE id = %s", (model.id,))
         _history(cur, model.id, model.status, "active", reason)
+        if model.type == "embedding":
+            cur.execute("UPDATE photos p SET categories = a.categories FROM photo_analysis a WHERE a.photo_id = p.id "
+                        "AND a.model_id = %s AND a.categories IS NOT NULL AND p.categories IS DISTINCT FROM "
+                        "a.categories", (model.id,))
+    if log:
+        before = f"{current['name']}@{current['version']}" if current else None
+        decisions.append(settings, f"activated {model.ref} ({model.type})", [
+            f"reason: {reason}",
+            f"previous active: {before} (now deprecated: the rollback target)" if before else
+            f"first active {model.type} model",
+        ])
     return get(db, model.ref)
 
 
@@ -187,6 +201,7 @@ def deprecate(db: Database, ref: str, *, reason: str = "deprecated") -> Register
     if model.status == "deprecated":
         return model
     _set_status(db, model, "deprecated", reason)
+    decisions.append(db.settings, f"deprecated {model.ref} ({model.type})", [f"reason: {reason}"])
     return get(db, model.ref)
 
 
@@ -195,6 +210,7 @@ def disable(db: Database, ref: str, *, reason: str = "disabled") -> RegisteredMo
     if model.status == "active":
         raise PhotoscoutError(f"{model.ref} is active and cannot be disabled")
     _set_status(db, model, "disabled", reason)
+    decisions.append(db.settings, f"disabled {model.ref} ({model.type})", [f"reason: {reason}"])
     return get(db, model.ref)
 
 
@@ -219,17 +235,26 @@ def rollback(db: Database, settings: Settings, type_: str, purpose: str = "defau
     current = active(db, type_, purpose)
     if current is None:
         raise PhotoscoutError(f"no active {type_} model to roll back from")
+    target = rollback_target(db, type_, purpose)
+    if target is None:
+        raise PhotoscoutError(f"{current.ref} is the only {type_} model ever active (or the earlier ones were "
+                              "disabled or pruned); nothing to roll back to")
+    previous = activate(db, settings, target.ref, reason=f"{reason} from {current.ref}", log=False)
+    decisions.append(settings, f"rolled back {type_}: {current.ref} -> {previous.ref}", [
+        f"reason: {reason}", f"{previous.ref} is active again; {current.ref} is deprecated (kept until pruned)"])
+    return previous, get(db, current.ref)
+
+
+def rollback_target(db: Database, type_: str, purpose: str = "default") -> RegisteredModel | None:
+    """The model ``rollback`` would re-activate: the most recently active one other than the current, unless it
+    was disabled (pruned)."""
     with db.connection() as c, c.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            "SELECT m.name, m.version FROM model_status_history h JOIN model_registry m ON m.id = h.model_id "
-            "WHERE m.type = %s AND m.purpose = %s AND h.to_status = 'active' AND m.id <> %s "
-            "AND m.status <> 'disabled' ORDER BY h.at DESC, h.id DESC LIMIT 1",
-            (type_, purpose, current.id),
-        ).fetchone()
-    if row is None:
-        raise PhotoscoutError(f"{current.ref} is the only {type_} model ever active; nothing to roll back to")
-    previous = activate(db, settings, f"{row['name']}@{row['version']}", reason=f"{reason} from {current.ref}")
-    return previous, get(db, current.ref)
+            f"SELECT {', '.join('m.' + col.strip() for col in _COLUMNS.split(','))} FROM model_status_history h "
+            "JOIN model_registry m ON m.id = h.model_id WHERE m.type = %s AND m.purpose = %s "
+            "AND h.to_status = 'active' AND m.status NOT IN ('active', 'disabled') "
+            "ORDER BY h.at DESC, h.id DESC LIMIT 1", (type_, purpose)).fetchone()
+    return _row(row) if row else None
 
 
 def history(db: Database, ref: str | None = None, *, limit: int = 200) -> list[dict[str, Any]]:

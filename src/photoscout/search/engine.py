@@ -5,7 +5,7 @@
    pgvector's iterative index scan so filters still return ``limit`` results (or an exact scan when the filter is
    selective: it keeps fewer photos than ``EXACT_BELOW``);
 3. for text queries, PostgreSQL full-text search over OCR text;
-4. reciprocal-rank fusion (RRF, k = 60) of the two rankings; each result says why it matched (image similarity, the
+4. reciprocal-rank fusion (RRF, k = 60) of the rankings; each result says why it matched (image similarity, the
    OCR words, the photo's best labels).
 """
 
@@ -148,6 +148,11 @@ class SearchEngine:
         self._cache: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
         self._probes_cache: dict[int, int] = {}
 
+    def clear_cache(self) -> None:
+        """Forget cached query embeddings (an evaluation measures latency with the query embedding included)."""
+        self._cache.clear()
+        self._probes_cache.clear()
+
     def warm_up(self, model_ref: str | None = None) -> None:
         """Load the model and run one query so the first real search is fast."""
         model = self._model(model_ref)
@@ -181,7 +186,10 @@ class SearchEngine:
         vector_hits, exact = self._nearest(reg, query, filters, pool)
         category_hits: list[tuple[int, float]] = []
         for cat in ([] if image or filters.category else categories_in(text)):
-            more, _ = self._nearest(reg, query, Filters(**{**filters.__dict__, "category": cat}), pool)
+            if reg.status == "active":
+                more, _ = self._nearest(reg, query, Filters(**{**filters.__dict__, "category": cat}), pool)
+            else:  # a version under evaluation is measured with its own categories
+                more, _ = self._nearest(reg, query, filters, pool, own_category=cat)
             category_hits += more
         timings["vector"] = (time.perf_counter() - t1) * 1000
         ocr_hits: list[tuple[int, str]] = []
@@ -194,7 +202,7 @@ class SearchEngine:
         t3 = time.perf_counter()
         # a concept defined by printed words (a receipt): the OCR evidence leads
         ocr_weight = 2.0 if any(w.rstrip("s") in TEXT_CONCEPTS for w in text.lower().split()) else OCR_WEIGHT
-        hits = self._fuse(vector_hits, ocr_hits, limit, category_hits, ocr_weight, meaning_hits)
+        hits = self._fuse(reg, vector_hits, ocr_hits, limit, category_hits, ocr_weight, meaning_hits)
         timings["fuse"] = (time.perf_counter() - t3) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return SearchResult(reg.ref, hits, {k: round(v, 2) for k, v in timings.items()}, exact)
@@ -248,7 +256,7 @@ class SearchEngine:
         return self._probes_cache[reg.id]
 
     def _nearest(self, reg: lifecycle.RegisteredModel, query: np.ndarray, filters: Filters,
-                 limit: int) -> tuple[list[tuple[int, float]], bool]:
+                 limit: int, own_category: str | None = None) -> tuple[list[tuple[int, float]], bool]:
         from photoscout.search.indexes import column
 
         expr, _opclass = column(reg)
@@ -260,9 +268,14 @@ class SearchEngine:
             q = query
         where, params = filters.sql()
         mid = int(reg.id)
+        if own_category:
+            where += (f" AND EXISTS (SELECT 1 FROM photo_analysis a WHERE a.photo_id = p.id AND a.model_id = {mid} "
+                      "AND a.categories @> ARRAY[%s]::text[])")
+            params.append(own_category)
+        filtered = filters.active or bool(own_category)
         with self.db.connection() as conn:
             exact = False
-            if filters.active:  # the planner's estimate decides: exact scan for a selective filter
+            if filtered:  # the planner's estimate decides: exact scan for a selective filter
                 plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM photos p WHERE {where}", params).fetchone()
                 estimate = plan[0][0]["Plan"]["Plan Rows"] if plan else EXACT_BELOW
                 exact = estimate < EXACT_BELOW
@@ -276,7 +289,7 @@ class SearchEngine:
                    f"JOIN photos p ON p.id = e.photo_id WHERE e.model_id = {mid} AND {where} "
                    f"ORDER BY {expr} <=> %s LIMIT %s")
             rows = conn.execute(sql, [q, *params, q, limit]).fetchall()
-            if filters.active and not exact:  # relaxed order: re-sort the few rows exactly
+            if filtered and not exact:  # relaxed order: re-sort the few rows exactly
                 rows.sort(key=lambda r: r[1])
         return [(int(r[0]), 1.0 - float(r[1])) for r in rows], exact
 
@@ -312,7 +325,8 @@ class SearchEngine:
                 [" | ".join(terms), *params, limit]).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
 
-    def _fuse(self, vector_hits: list[tuple[int, float]], ocr_hits: list[tuple[int, str]], limit: int,
+    def _fuse(self, reg: lifecycle.RegisteredModel, vector_hits: list[tuple[int, float]],
+              ocr_hits: list[tuple[int, str]], limit: int,
               category_hits: list[tuple[int, float]] | None = None, ocr_weight: float = OCR_WEIGHT,
               meaning_hits: list[tuple[int, float]] | None = None) -> list[Hit]:
         """Reciprocal-rank fusion: score = sum over rankings of weight / (60 + rank)."""
@@ -339,8 +353,8 @@ class SearchEngine:
         with self.db.connection() as c, c.cursor(row_factory=dict_row) as cur:
             rows = {r["id"]: r for r in cur.execute(
                 "SELECT p.id, p.path, p.thumbnail, p.categories, p.taken_at, (SELECT a.labels FROM photo_analysis a "
-                "JOIN model_registry m ON m.id = a.model_id AND m.status = 'active' AND m.type = 'embedding' "
-                "WHERE a.photo_id = p.id LIMIT 1) AS labels FROM photos p WHERE p.id = ANY(%s)", (top,))}
+                "WHERE a.photo_id = p.id AND a.model_id = %s) AS labels FROM photos p WHERE p.id = ANY(%s)",
+                (reg.id, top))}
         hits = []
         for pid in top:
             r = rows.get(pid)

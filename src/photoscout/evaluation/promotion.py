@@ -1,0 +1,185 @@
+"""The promotion gate and ``promote``: a staging version becomes active only when
+
+1. it covers every photo the active version covers (its embedding job is complete), and
+2. its most recent evaluation, compared with the active version's on exactly the same sets (same digest), shows
+   no metric dropping more than ``promotion_max_drop`` on any set, and search p95 within
+   ``promotion_max_latency_ratio`` of the active one's;
+
+or when the user forces it with a reason. Every decision - passed, refused, forced - goes to the decision log;
+promotion itself is ``lifecycle.activate`` (one transaction: registry, then categories) so the history records it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from photoscout.config import Settings
+from photoscout.database import Database
+from photoscout.errors import PhotoscoutError
+from photoscout.evaluation import metrics, runner
+from photoscout.registry import decisions, lifecycle
+from photoscout.registry.lifecycle import RegisteredModel
+
+LATENCY_SLACK_MS = 10.0
+
+
+class PromotionRefused(PhotoscoutError):
+    exit_code = 4  # the gate said no: distinct from bad input
+    status = 409
+
+    def __init__(self, message: str, gate: GateResult) -> None:
+        super().__init__(message)
+        self.gate = gate
+
+
+@dataclass
+class GateResult:
+    candidate: str
+    active: str | None
+    passed: bool = True
+    problems: list[str] = field(default_factory=list)
+    regressions: list[dict[str, Any]] = field(default_factory=list)
+    compared: list[dict[str, Any]] = field(default_factory=list)
+    sessions: dict[str, str] = field(default_factory=dict)
+
+    def refuse(self, why: str) -> None:
+        self.passed = False
+        self.problems.append(why)
+
+    @property
+    def regressing_sets(self) -> list[str]:
+        return list(dict.fromkeys(r["set"] for r in self.regressions))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "regressing_sets": self.regressing_sets}
+
+    def summary(self) -> str:
+        if self.passed:
+            better = [c["set"] for c in self.compared if c["delta"].get("ndcg", 0) > 0 and c["set"] != runner.OVERALL]
+            return (f"gate passed: no regression on {len(self.compared) - 1} set(s) against {self.active}"
+                    + (f"; better nDCG on {', '.join(better)}" if better else ""))
+        return "gate refused: " + "; ".join(self.problems)
+
+
+def missing_photos(db: Database, candidate: RegisteredModel, active: RegisteredModel | None) -> int:
+    """Readable photos the active version has embedded (or, with no active version, any) that the candidate has
+    not."""
+    with db.connection() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM photos p WHERE p.status = 'ok' "
+            "AND NOT EXISTS (SELECT 1 FROM photo_embeddings e WHERE e.photo_id = p.id AND e.model_id = %s) "
+            + ("AND EXISTS (SELECT 1 FROM photo_embeddings e WHERE e.photo_id = p.id AND e.model_id = %s)"
+               if active else ""),
+            (candidate.id, active.id) if active else (candidate.id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def check(db: Database, settings: Settings, ref: str) -> GateResult:
+    """Decide whether ``ref`` may replace the active model of its type (nothing changes)."""
+    candidate = lifecycle.get(db, ref)
+    current = lifecycle.active(db, candidate.type, candidate.purpose)
+    gate = GateResult(candidate.ref, current.ref if current else None)
+    if candidate.status == "active":
+        gate.refuse(f"{candidate.ref} is already active")
+        return gate
+    if candidate.status == "disabled":
+        gate.refuse(f"{candidate.ref} is disabled (pruned or retired); register a new version")
+        return gate
+    if candidate.type != "embedding":
+        return gate  # evaluation sets measure search; other types are promoted on verification alone
+    missing = missing_photos(db, candidate, current)
+    if missing:
+        gate.refuse(f"{candidate.ref} does not cover every photo: {missing} have no embedding from it "
+                    f"(run: photoscout jobs start embed --model {candidate.ref} --missing-only)")
+    if current is None:
+        return gate
+    rows = [r for r in runner.latest(db, candidate) if r["set_name"] != runner.OVERALL]
+    if not rows:
+        gate.refuse(f"{candidate.ref} has not been evaluated (run: photoscout eval run --model {candidate.ref} "
+                    "--compare-active)")
+        return gate
+    cand_session = rows[0]["session"]
+    gate.sessions[candidate.ref] = cand_session
+    if rows[0]["coverage"] < 1.0:
+        gate.refuse(f"its latest evaluation (session {cand_session}) ran when it covered only "
+                    f"{rows[0]['coverage']:.0%} of the photos; evaluate it again")
+    max_drop = settings.promotion_max_drop
+    overall = next(r for r in runner.session_rows(db, cand_session) if r["set_name"] == runner.OVERALL)
+    for row in rows + [overall]:
+        base = runner.matching(db, current, row["set_digest"])
+        if base is None:
+            if row["set_name"] != runner.OVERALL:
+                gate.refuse(f"{current.ref} has no evaluation on the same set {row['suite']}/{row['set_name']} "
+                            f"(run: photoscout eval run --model {candidate.ref} --compare-active)")
+            continue
+        gate.sessions.setdefault(current.ref, base["session"])
+        delta = {m: round(row["metrics"][m] - base["metrics"][m], 4) for m in metrics.METRICS}
+        gate.compared.append({"set": row["set_name"], "candidate": row["metrics"], "active": base["metrics"],
+                              "delta": delta})
+        if row["set_name"] == runner.OVERALL:
+            p95, base_p95 = row["latency"].get("p95", 0.0), base["latency"].get("p95", 0.0)
+            if base_p95 and p95 > base_p95 * settings.promotion_max_latency_ratio and p95 - base_p95 > LATENCY_SLACK_MS:
+                gate.regressions.append({"set": "latency", "metric": "p95_ms", "active": base_p95, "candidate": p95,
+                                         "allowed": round(base_p95 * settings.promotion_max_latency_ratio, 1)})
+            continue
+        for m in metrics.METRICS:
+            drop = base["metrics"][m] - row["metrics"][m]
+            if drop > max_drop.get(m, 1.0):
+                gate.regressions.append({"set": row["set_name"], "metric": m, "active": base["metrics"][m],
+                                         "candidate": row["metrics"][m], "drop": round(drop, 4),
+                                         "allowed": max_drop[m]})
+    if gate.regressions:
+        def drops(name: str) -> str:
+            return ", ".join(f"{r['metric']} {r['active']:.3f} → {r['candidate']:.3f}"
+                             for r in gate.regressions if r["set"] == name)
+
+        named = "; ".join(f"{name} ({drops(name)})" for name in gate.regressing_sets)
+        gate.refuse(f"{candidate.ref} regresses against {current.ref} on {named}")
+    return gate
+
+
+def _gate_table(gate: GateResult) -> str:
+    if not gate.compared:
+        return ""
+    lines = ["| set | " + " | ".join(metrics.label(m, 10).replace("@10", "") for m in metrics.METRICS) + " |",
+             "|---" * (len(metrics.METRICS) + 1) + "|"]
+    for c in gate.compared:
+        cells = []
+        for m in metrics.METRICS:
+            bad = any(r["set"] == c["set"] and r["metric"] == m for r in gate.regressions)
+            cells.append(f"{c['active'][m]:.3f} → {c['candidate'][m]:.3f} ({c['delta'][m]:+.3f}){' ✗' if bad else ''}")
+        lines.append(f"| {c['set']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def promote(db: Database, settings: Settings, ref: str, *, force: bool = False,
+            reason: str | None = None) -> tuple[RegisteredModel, GateResult]:
+    """Run the gate; activate when it passes (or when forced with a reason). Refusals raise ``PromotionRefused``."""
+    if force and not (reason and reason.strip()):
+        raise PhotoscoutError("--force needs --reason: the decision log keeps why the gate was overridden")
+    gate = check(db, settings, ref)
+    candidate = lifecycle.get(db, ref)
+    if candidate.status == "active":
+        raise PhotoscoutError(f"{candidate.ref} is already the active {candidate.type} model")
+    if candidate.status == "disabled":
+        raise PhotoscoutError(gate.problems[0])
+    evidence = [f"evaluation sessions: {', '.join(f'{m} {s}' for m, s in gate.sessions.items())}"] \
+        if gate.sessions else []
+    if not gate.passed and not force:
+        decisions.append(settings, f"promotion of {candidate.ref} refused",
+                         [f"active stays: {gate.active}", *gate.problems, *evidence,
+                          "override: photoscout models promote --force --reason '...'"], table=_gate_table(gate))
+        raise PromotionRefused(gate.summary(), gate)
+    why = (f"forced past the gate: {reason} ({'; '.join(gate.problems)})" if not gate.passed
+           else gate.summary() + (f"; {reason}" if reason else ""))
+    promoted = lifecycle.activate(db, settings, candidate.ref, reason=f"promoted: {why}", log=False)
+    target = lifecycle.rollback_target(db, candidate.type, candidate.purpose)
+    title = f"promoted {candidate.ref} ({candidate.type})" + (" — FORCED past the gate" if not gate.passed else "")
+    decisions.append(settings, title, [
+        f"previous active: {gate.active} (now deprecated: the rollback target, kept until pruned)"
+        if gate.active else f"first active {candidate.type} model",
+        why, *evidence,
+        f"undo: photoscout models rollback {candidate.type}" if target else "no rollback target",
+    ], table=_gate_table(gate))
+    return promoted, gate

@@ -1,0 +1,1 @@
+"""Maintenance: reclaiming disk from model versions the user no longer wants."""
