@@ -108,7 +108,11 @@ def test_models_cli_register_activate_rollback_history(tmp_path: Path, tiny_sigl
         out = run_cli("models", "register", f"tiny@{version}", "--from", str(tiny_siglip), "--type", "embedding",
                       "--backend", "hf-image-text", "--json", home=home, check=True)
         assert json.loads(out.stdout)["status"] == "staging"
-        run_cli("models", "activate", f"tiny@{version}", "--reason", f"try {version}", home=home, check=True)
+        if version == "v1.0.0":  # the first of its type
+            run_cli("models", "activate", f"tiny@{version}", "--reason", f"try {version}", home=home, check=True)
+        else:  # replacing an active embedding model goes through the gate (forced here: no photos, no evaluation)
+            run_cli("models", "promote", f"tiny@{version}", "--force", "--reason", f"try {version}", home=home,
+                    check=True)
     listed = {m["version"]: m["status"] for m in json.loads(run_cli("models", "list", "--json", home=home,
                                                                      check=True).stdout)}
     assert listed == {"v1.0.0": "deprecated", "v1.1.0": "active"}
@@ -116,7 +120,7 @@ def test_models_cli_register_activate_rollback_history(tmp_path: Path, tiny_sigl
     assert rolled["active"]["version"] == "v1.0.0"
     history = json.loads(run_cli("models", "history", "--json", home=home, check=True).stdout)
     assert [h["to_status"] for h in history][-2:] == ["deprecated", "active"]
-    assert "try v1.1.0" in [h["reason"] for h in history]
+    assert any("try v1.1.0" in h["reason"] and "forced" in h["reason"] for h in history)
     # a changed byte: verify names the file and exits 1
     weights = home / "models" / "tiny" / "v1.1.0" / "model.safetensors"
     data = bytearray(weights.read_bytes())
@@ -124,7 +128,7 @@ def test_models_cli_register_activate_rollback_history(tmp_path: Path, tiny_sigl
     weights.write_bytes(bytes(data))
     proc = run_cli("models", "verify", "tiny@v1.1.0", home=home)
     assert proc.returncode == 1 and "model.safetensors" in proc.stdout
-    proc = run_cli("models", "activate", "tiny@v1.1.0", home=home)
+    proc = run_cli("models", "promote", "tiny@v1.1.0", "--force", "--reason", "again", home=home)
     assert proc.returncode == 2 and "model.safetensors" in proc.stderr and "Traceback" not in proc.stderr
     shown = json.loads(run_cli("models", "show", "tiny@v1.0.0", "--json", home=home, check=True).stdout)
     assert shown["status"] == "active" and shown["manifest"]["files"]

@@ -130,9 +130,10 @@ def check(db: Database, settings: Settings, ref: str) -> GateResult:
                                          "candidate": row["metrics"][m], "drop": round(drop, 4),
                                          "allowed": max_drop[m]})
     if gate.regressions:
-        def drops(name: str) -> str:
-            return ", ".join(f"{r['metric']} {r['active']:.3f} → {r['candidate']:.3f}"
-                             for r in gate.regressions if r["set"] == name)
+        def drops(name: str) -> str:  # the set's largest drop
+            worst = max((r for r in gate.regressions if r["set"] == name), key=lambda r: r.get("drop", 1.0))
+            unit = " ms" if worst["metric"] == "p95_ms" else ""
+            return f"{worst['metric']} {worst['active']:.3f}{unit} → {worst['candidate']:.3f}{unit}"
 
         named = "; ".join(f"{name} ({drops(name)})" for name in gate.regressing_sets)
         gate.refuse(f"{candidate.ref} regresses against {current.ref} on {named}")
@@ -142,7 +143,7 @@ def check(db: Database, settings: Settings, ref: str) -> GateResult:
 def _gate_table(gate: GateResult) -> str:
     if not gate.compared:
         return ""
-    lines = ["| set | " + " | ".join(metrics.label(m, 10).replace("@10", "") for m in metrics.METRICS) + " |",
+    lines = ["| set | " + " | ".join(metrics.label(m, 10).replace("@10", "@k") for m in metrics.METRICS) + " |",
              "|---" * (len(metrics.METRICS) + 1) + "|"]
     for c in gate.compared:
         cells = []
@@ -180,6 +181,6 @@ def promote(db: Database, settings: Settings, ref: str, *, force: bool = False,
         f"previous active: {gate.active} (now deprecated: the rollback target, kept until pruned)"
         if gate.active else f"first active {candidate.type} model",
         why, *evidence,
-        f"undo: photoscout models rollback {candidate.type}" if target else "no rollback target",
+        f"undo: photoscout models rollback --type {candidate.type}" if target else "no rollback target",
     ], table=_gate_table(gate))
     return promoted, gate

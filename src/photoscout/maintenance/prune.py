@@ -67,7 +67,7 @@ def prune_model(db: Database, settings: Settings, ref: str, *, reason: str = "pr
     if folder.exists():
         shutil.rmtree(folder)
     if model.status != "disabled":
-        lifecycle.disable(db, model.ref, reason=f"pruned: {reason}")
+        lifecycle.disable(db, model.ref, reason=f"pruned: {reason}", log=False)  # the prune entry says it all
     report = PruneReport(model.ref, rows, table_bytes, index_bytes, artifact_bytes,
                          target is not None and target.id == model.id)
     decisions.append(settings, f"pruned {model.ref} ({model.type})", [

@@ -205,12 +205,13 @@ def deprecate(db: Database, ref: str, *, reason: str = "deprecated") -> Register
     return get(db, model.ref)
 
 
-def disable(db: Database, ref: str, *, reason: str = "disabled") -> RegisteredModel:
+def disable(db: Database, ref: str, *, reason: str = "disabled", log: bool = True) -> RegisteredModel:
     model = get(db, ref)
     if model.status == "active":
         raise PhotoscoutError(f"{model.ref} is active and cannot be disabled")
     _set_status(db, model, "disabled", reason)
-    decisions.append(db.settings, f"disabled {model.ref} ({model.type})", [f"reason: {reason}"])
+    if log:
+        decisions.append(db.settings, f"disabled {model.ref} ({model.type})", [f"reason: {reason}"])
     return get(db, model.ref)
 
 

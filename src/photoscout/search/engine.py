@@ -269,7 +269,7 @@ class SearchEngine:
         where, params = filters.sql()
         mid = int(reg.id)
         if own_category:
-            where += (f" AND EXISTS (SELECT 1 FROM photo_analysis a WHERE a.photo_id = p.id AND a.model_id = {mid} "
+            where += (f" AND p.id IN (SELECT a.photo_id FROM photo_analysis a WHERE a.model_id = {mid} "
                       "AND a.categories @> ARRAY[%s]::text[])")
             params.append(own_category)
         filtered = filters.active or bool(own_category)

@@ -90,6 +90,8 @@ def ensure(db: Database, model: RegisteredModel) -> bool:
         conn.execute(f"ALTER INDEX {tmp} RENAME TO {name}")
         conn.execute(sql.SQL("COMMENT ON INDEX {} IS {}").format(
             sql.Identifier(name), sql.Literal(json.dumps({"rows": rows, "lists": lists}))))
+        # fresh statistics: the planner must know the version has rows, or it scans them all instead of the index
+        conn.execute("ANALYZE photo_embeddings")
     log.info("built %s (%d rows, %d lists)", name, rows, lists)
     return True
 
