@@ -7,7 +7,7 @@ built-ins (ConSE v2 with the label hierarchy, and random vectors), runs their em
 - asks the promotion gate about v2, and about the random version (which sets regress);
 - promotes v2 and rolls back twice while 2 threads search continuously: the switch time (median), the searches
   answered during the switches, errors, and their p95 latency;
-- the time one evaluation takes (both versions, 36 queries, 5 latency rounds, resource measurement).
+- the time one evaluation takes (both versions, 35 queries, 5 latency rounds, resource measurement).
 
 Usage: .venv/bin/python -m benchmarks.bench_eval [--workdir DIR]   (the first run indexes photos-dev: ~10-15 min)
 """

@@ -121,7 +121,20 @@ def _measure_in_child(spec: Any, runtime: Any, paths: list[str]) -> dict[str, fl
     model.analyze_images(images)  # type: ignore[attr-defined]
     elapsed = time.perf_counter() - started
     return {"photos": len(images), "photos_per_s": round(len(images) / elapsed, 1),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "peak_rss_mb": round(_peak_rss_kb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024, 1)}
+
+
+def _peak_rss_kb(fallback: int) -> int:
+    """This process's peak resident memory. Linux's ru_maxrss survives exec (a spawned child would report its
+    parent's peak), so the per-address-space high-water mark in /proc is preferred."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return fallback
 
 
 def measure_model(db: Database, settings: Settings, model: RegisteredModel) -> dict[str, float]:
