@@ -129,25 +129,29 @@ def main() -> None:
                     answered.append(((time.perf_counter() - t) * 1000, found.model))
                 except Exception as exc:  # noqa: BLE001 - counted and reported
                     errors.append(f"{type(exc).__name__}: {exc}")
+                    if len(errors) > 100:
+                        return
                 i += 1
 
-        threads = [threading.Thread(target=searcher) for _ in range(2)]
+        threads = [threading.Thread(target=searcher, daemon=True) for _ in range(2)]
         for th in threads:
             th.start()
-        time.sleep(1.0)
         switches = []
-        for _ in range(2):
-            t = time.perf_counter()
-            promotion.promote(db, settings, V2, reason="benchmark")
-            switches.append(time.perf_counter() - t)
-            time.sleep(0.5)
-            t = time.perf_counter()
-            lifecycle.rollback(db, settings, "embedding", reason="benchmark")
-            switches.append(time.perf_counter() - t)
-            time.sleep(0.5)
-        stop.set()
-        for th in threads:
-            th.join()
+        try:
+            time.sleep(1.0)
+            for _ in range(2):
+                t = time.perf_counter()
+                promotion.promote(db, settings, V2, reason="benchmark")
+                switches.append(time.perf_counter() - t)
+                time.sleep(0.5)
+                t = time.perf_counter()
+                lifecycle.rollback(db, settings, "embedding", reason="benchmark")
+                switches.append(time.perf_counter() - t)
+                time.sleep(0.5)
+        finally:  # the searchers stop whatever happens (they would spin on a closed pool)
+            stop.set()
+            for th in threads:
+                th.join()
         lat = [a[0] for a in answered]
         models = {a[1] for a in answered}
         with db.connection() as conn:
