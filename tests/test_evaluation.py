@@ -65,6 +65,8 @@ def test_metrics_match_hand_computed_values() -> None:
     ('[[sets]]\nname = "a"\nqueries = [{ text = "cat", label = 3 }]', "expected a string or a list"),
     ('[[sets]]\nname = "a"\nqueries = [{ text = "cat", label = "cat" }, { text = "cat", label = "dog" }]',
      "appears twice"),
+    ('[[sets]]\nname = "a"\nqueries = [{ text = "' + "x" * 1001 + '", label = "cat" }]', "1001 characters"),
+    ('[[sets]]\nname = "*x"\nqueries = [{ text = "cat", label = "cat" }]', "cannot start with"),
 ])
 def test_bad_set_files_are_refused_with_the_reason(tmp_path: Path, text: str, message: str) -> None:
     f = tmp_path / "bad.toml"
@@ -269,3 +271,17 @@ def test_cli_eval_and_promote(workflow: tuple[Settings, Database, Path]) -> None
     for cmd in (["eval", "--help"], ["eval", "run", "--help"], ["models", "promote", "--help"],
                 ["models", "prune", "--help"]):
         assert run_cli(*cmd, home=home).returncode == 0
+
+
+def test_sets_resolve_against_an_empty_library_and_a_missing_manifest(db: Database, tmp_path: Path) -> None:
+    suite = sets.resolve(db, sets.load(SAMPLE_SETS))
+    assert not any(s.usable for s in suite.sets)
+    assert sum("skipped: none of its photos is in the library" in w for w in suite.warnings) == 35
+    f = tmp_path / "set.toml"
+    f.write_text('root = "photos"\n[[sets]]\nname = "a"\nqueries = [{ text = "cat", label = "cat" }]\n')
+    with pytest.raises(PhotoscoutError, match="no manifest"):
+        sets.resolve(db, sets.load(f))
+    f.write_text('root = "photos"\nmanifest = "m.csv"\n'
+                 '[[sets]]\nname = "a"\nqueries = [{ text = "cat", label = "cat" }]\n')
+    with pytest.raises(PhotoscoutError, match="manifest .*m.csv not found"):
+        sets.resolve(db, sets.load(f))

@@ -185,7 +185,11 @@ def evaluate_all(db: Database, settings: Settings, suite: Suite, model_refs: Seq
     progress.phase(f"quality: {', '.join(m.ref for m in models)}", len(usable) * len(models))
     for model in models:
         for s, q in usable:
-            found = engine.search(q.text, limit=suite.depth, model_ref=model.ref)
+            try:
+                found = engine.search(q.text, limit=suite.depth, model_ref=model.ref)
+            except PhotoscoutError as exc:
+                raise PhotoscoutError(f"evaluation set {suite.file}, set {s.name}, query {q.text!r} with "
+                                      f"{model.ref}: {exc}") from exc
             ranked = [h.photo_id for h in found.hits]
             results[model.id][s.name].append(QueryResult(
                 s.name, q.text, len(q.relevant), metrics.query_metrics(ranked, q.relevant, suite.k, suite.depth),

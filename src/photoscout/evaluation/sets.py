@@ -37,6 +37,7 @@ from photoscout.errors import PhotoscoutError
 from photoscout.library.paths import like_prefix
 
 SELECTORS = ("category", "label", "folder", "paths", "class")
+MAX_QUERY_CHARS = 1000  # the search engine's limit
 
 
 @dataclass
@@ -123,6 +124,9 @@ def load(file: str | Path) -> Suite:
             qwhere = f"{where} ({s['name']}), queries[{j}]"
             if not isinstance(q, dict) or not isinstance(q.get("text"), str) or not q["text"].strip():
                 raise PhotoscoutError(f"{qwhere}: every query needs a text")
+            if len(q["text"]) > MAX_QUERY_CHARS:
+                raise PhotoscoutError(f"{qwhere}: the text has {len(q['text'])} characters; at most "
+                                      f"{MAX_QUERY_CHARS} (what search accepts)")
             extra = set(q) - {"text", *SELECTORS}
             if extra:
                 raise PhotoscoutError(f"{qwhere}: unknown key(s) {', '.join(sorted(extra))} "
