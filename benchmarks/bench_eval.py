@@ -66,16 +66,9 @@ def _res(r: runner.EvalReport, key: str, scale: float) -> str:
     return "-" if v is None else f"{v / scale:.1f}"
 
 
-def table(v2: runner.EvalReport, v1: runner.EvalReport) -> None:
-    k = v2.k
-    heads = [metrics.label(m, k) for m in metrics.METRICS]
-    print("\n| set | " + " | ".join(f"{h} v1 → v2" for h in heads) + " |")
-    print("|---" * (len(heads) + 1) + "|")
-    for name, mets in v2.set_metrics().items():
-        base = v1.set_metrics()[name]
-        if mets:
-            print(f"| {name} | " + " | ".join(f"{base[m]:.3f} → {mets[m]:.3f} ({mets[m] - base[m]:+.3f})"
-                                             for m in metrics.METRICS) + " |")
+def table(v2: runner.EvalReport, v1: runner.EvalReport, max_drop: dict[str, float]) -> None:
+    print("\nvalues: v1 → v2 (difference)\n")
+    print(runner.markdown(runner.comparison_rows(v2, v1, max_drop), v2.k))
     print("\n| | v1 | v2 |\n|---|---|---|")
     for label, key in (("search p50 (ms)", "p50"), ("search p95 (ms)", "p95")):
         print(f"| {label} | {v1.latency[key]} | {v2.latency[key]} |")
@@ -103,7 +96,7 @@ def main() -> None:
         runner.log_evaluation(settings, v2, v1, settings.promotion_max_drop)
         print(f"\nevaluation of v2 and v1 on {suite.name} ({sum(len(s.usable) for s in suite.sets)} queries, "
               f"{len(suite.sets)} sets): {eval_s:.1f} s")
-        table(v2, v1)
+        table(v2, v1, settings.promotion_max_drop)
         gate = promotion.check(db, settings, V2)
         print(f"\ngate on v2: {'PASSED' if gate.passed else 'REFUSED'} - {gate.summary()}")
 

@@ -161,9 +161,13 @@ def test_the_whole_workflow(workflow: tuple[Settings, Database, Path]) -> None:
     log = decisions.read(settings)
     assert f"evaluated {V2} against {V1}" in log and "| electronics |" in log
 
+    # a later evaluation of v1 alone does not replace the one timed side by side with v2
+    runner.evaluate(db, settings, suite, V1, measure_resources=False)
+
     # the gate passes v2; promotion switches search and categories at once
     gate = promotion.check(db, settings, V2)
     assert gate.passed, gate.problems
+    assert gate.sessions == {V2: v2.session, V1: v1.session}
     promoted, _ = promotion.promote(db, settings, V2)
     assert promoted.status == "active" and lifecycle.get(db, V1).status == "deprecated"
     assert lifecycle.rollback_target(db, "embedding") == lifecycle.get(db, V1)

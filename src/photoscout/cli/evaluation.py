@@ -91,9 +91,9 @@ def _resource(r: runner.EvalReport, key: str, scale: float) -> str:
     return "-" if v is None else (f"{v / scale:.1f}" if scale != 1 else str(v))
 
 
-def _print(cand: runner.EvalReport, base: runner.EvalReport | None, rows: list[dict[str, Any]]) -> None:
-    k = cand.k
-    title = f"{cand.suite}: {cand.model}" + (f" vs active {base.model}" if base else "")
+def comparison_table(rows: list[dict[str, Any]], k: int, title: str) -> Table:
+    """Rows from ``runner.compare`` as a Rich table: value (difference), green better, red ✗ a drop beyond the
+    gate's threshold."""
     table = Table("set", *[metrics.label(m, k) for m in metrics.METRICS], title=title)
     for r in rows:
         cells = []
@@ -104,10 +104,15 @@ def _print(cand: runner.EvalReport, base: runner.EvalReport | None, rows: list[d
             d = r["delta"][m]
             bad = m in r["regressed"]
             style = "red" if bad else ("green" if d > 0.005 else ("yellow" if d < -0.005 else ""))
-            text = f"{_fmt(r['candidate'][m])} ({d:+.3f}){' ✗' if bad else ''}"
+            text = f"{_fmt(r['baseline'][m])}→{_fmt(r['candidate'][m])} ({d:+.3f}){' ✗' if bad else ''}"
             cells.append(f"[{style}]{text}[/]" if style else text)
         table.add_row(r["set"], *cells)
-    console.print(table)
+    return table
+
+
+def _print(cand: runner.EvalReport, base: runner.EvalReport | None, rows: list[dict[str, Any]]) -> None:
+    title = f"{cand.suite}: " + (f"active {base.model} → {cand.model}" if base else cand.model)
+    console.print(comparison_table(rows, cand.k, title))
     facts = Table("", cand.model, *([base.model] if base else []), title="latency and resources")
     for label, key in (("search p50 (ms)", "p50"), ("search p95 (ms)", "p95")):
         facts.add_row(label, str(cand.latency[key]), *([str(base.latency[key])] if base else []))

@@ -251,19 +251,10 @@ def promote_cmd(
 
 
 def _print_gate(gate: Any) -> None:
-    if not gate.compared:
-        return
-    table = Table("set", "P@k", "R@k", "mAP", "nDCG@k", title=f"{gate.active} → {gate.candidate}")
-    for c in gate.compared:
-        cells = []
-        for m in ("precision", "recall", "map", "ndcg"):
-            bad = any(r["set"] == c["set"] and r["metric"] == m for r in gate.regressions)
-            d = c["delta"][m]
-            style = "red" if bad else ("green" if d > 0.005 else "")
-            text = f"{c['active'][m]:.3f}→{c['candidate'][m]:.3f} ({d:+.3f}){' ✗' if bad else ''}"
-            cells.append(f"[{style}]{text}[/]" if style else text)
-        table.add_row(c["set"], *cells)
-    console.print(table)
+    from photoscout.cli.evaluation import comparison_table
+
+    if gate.compared:
+        console.print(comparison_table(gate.compared, gate.k, f"{gate.active} → {gate.candidate}"))
 
 
 @models_app.command("prune")

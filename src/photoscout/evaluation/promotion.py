@@ -17,7 +17,7 @@ from typing import Any
 from photoscout.config import Settings
 from photoscout.database import Database
 from photoscout.errors import PhotoscoutError
-from photoscout.evaluation import metrics, runner
+from photoscout.evaluation import runner
 from photoscout.registry import decisions, lifecycle
 from photoscout.registry.lifecycle import RegisteredModel
 
@@ -42,6 +42,7 @@ class GateResult:
     regressions: list[dict[str, Any]] = field(default_factory=list)
     compared: list[dict[str, Any]] = field(default_factory=list)
     sessions: dict[str, str] = field(default_factory=dict)
+    k: int = 10
 
     def refuse(self, why: str) -> None:
         self.passed = False
@@ -104,31 +105,29 @@ def check(db: Database, settings: Settings, ref: str) -> GateResult:
     if rows[0]["coverage"] < 1.0:
         gate.refuse(f"its latest evaluation (session {cand_session}) ran when it covered only "
                     f"{rows[0]['coverage']:.0%} of the photos; evaluate it again")
-    max_drop = settings.promotion_max_drop
     overall = next(r for r in runner.session_rows(db, cand_session) if r["set_name"] == runner.OVERALL)
     for row in rows + [overall]:
-        base = runner.matching(db, current, row["set_digest"])
+        # prefer the active version's results timed side by side with the candidate's (eval run --compare-active)
+        paired = row["resources"].get("measured_with", {}).get(current.ref)
+        base = runner.matching(db, current, row["set_digest"], paired)
         if base is None:
             if row["set_name"] != runner.OVERALL:
                 gate.refuse(f"{current.ref} has no evaluation on the same set {row['suite']}/{row['set_name']} "
                             f"(run: photoscout eval run --model {candidate.ref} --compare-active)")
             continue
         gate.sessions.setdefault(current.ref, base["session"])
-        delta = {m: round(row["metrics"][m] - base["metrics"][m], 4) for m in metrics.METRICS}
-        gate.compared.append({"set": row["set_name"], "candidate": row["metrics"], "active": base["metrics"],
-                              "delta": delta})
+        gate.k = row["k"]
+        compared = runner.compare(row["set_name"], row["metrics"], base["metrics"], settings.promotion_max_drop)
+        gate.compared.append(compared)
         if row["set_name"] == runner.OVERALL:
             p95, base_p95 = row["latency"].get("p95", 0.0), base["latency"].get("p95", 0.0)
             if base_p95 and p95 > base_p95 * settings.promotion_max_latency_ratio and p95 - base_p95 > LATENCY_SLACK_MS:
                 gate.regressions.append({"set": "latency", "metric": "p95_ms", "active": base_p95, "candidate": p95,
                                          "allowed": round(base_p95 * settings.promotion_max_latency_ratio, 1)})
             continue
-        for m in metrics.METRICS:
-            drop = base["metrics"][m] - row["metrics"][m]
-            if drop > max_drop.get(m, 1.0):
-                gate.regressions.append({"set": row["set_name"], "metric": m, "active": base["metrics"][m],
-                                         "candidate": row["metrics"][m], "drop": round(drop, 4),
-                                         "allowed": max_drop[m]})
+        gate.regressions += [{"set": row["set_name"], "metric": m, "active": base["metrics"][m],
+                              "candidate": row["metrics"][m], "drop": -compared["delta"][m],
+                              "allowed": settings.promotion_max_drop[m]} for m in compared["regressed"]]
     if gate.regressions:
         def drops(name: str) -> str:  # the set's largest drop
             worst = max((r for r in gate.regressions if r["set"] == name), key=lambda r: r.get("drop", 1.0))
@@ -138,20 +137,6 @@ def check(db: Database, settings: Settings, ref: str) -> GateResult:
         named = "; ".join(f"{name} ({drops(name)})" for name in gate.regressing_sets)
         gate.refuse(f"{candidate.ref} regresses against {current.ref} on {named}")
     return gate
-
-
-def _gate_table(gate: GateResult) -> str:
-    if not gate.compared:
-        return ""
-    lines = ["| set | " + " | ".join(metrics.label(m, 10).replace("@10", "@k") for m in metrics.METRICS) + " |",
-             "|---" * (len(metrics.METRICS) + 1) + "|"]
-    for c in gate.compared:
-        cells = []
-        for m in metrics.METRICS:
-            bad = any(r["set"] == c["set"] and r["metric"] == m for r in gate.regressions)
-            cells.append(f"{c['active'][m]:.3f} → {c['candidate'][m]:.3f} ({c['delta'][m]:+.3f}){' ✗' if bad else ''}")
-        lines.append(f"| {c['set']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def promote(db: Database, settings: Settings, ref: str, *, force: bool = False,
@@ -167,10 +152,11 @@ def promote(db: Database, settings: Settings, ref: str, *, force: bool = False,
         raise PhotoscoutError(gate.problems[0])
     evidence = [f"evaluation sessions: {', '.join(f'{m} {s}' for m, s in gate.sessions.items())}"] \
         if gate.sessions else []
+    table = runner.markdown(gate.compared, gate.k) if gate.compared else None
     if not gate.passed and not force:
         decisions.append(settings, f"promotion of {candidate.ref} refused",
                          [f"active stays: {gate.active}", *gate.problems, *evidence,
-                          "override: photoscout models promote --force --reason '...'"], table=_gate_table(gate))
+                          "override: photoscout models promote --force --reason '...'"], table=table)
         raise PromotionRefused(gate.summary(), gate)
     why = (f"forced past the gate: {reason} ({'; '.join(gate.problems)})" if not gate.passed
            else gate.summary() + (f"; {reason}" if reason else ""))
@@ -182,5 +168,5 @@ def promote(db: Database, settings: Settings, ref: str, *, force: bool = False,
         if gate.active else f"first active {candidate.type} model",
         why, *evidence,
         f"undo: photoscout models rollback --type {candidate.type}" if target else "no rollback target",
-    ], table=_gate_table(gate))
+    ], table=table)
     return promoted, gate

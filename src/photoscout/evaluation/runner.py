@@ -206,6 +206,7 @@ def evaluate_all(db: Database, settings: Settings, suite: Suite, model_refs: Seq
                 timings[model.id][s.name].append((time.perf_counter() - started) * 1000)
                 progress.advance()
     reports = []
+    sessions = {m.id: uuid.uuid4().hex[:12] for m in models}
     for model in models:
         done, total = covered[model.id]
         warnings = list(suite.warnings)
@@ -221,13 +222,15 @@ def evaluate_all(db: Database, settings: Settings, suite: Suite, model_refs: Seq
         latency = {"p50": round(metrics.percentile(all_times, 50), 1),
                    "p95": round(metrics.percentile(all_times, 95), 1), "searches": len(all_times)}
         resources: dict[str, Any] = storage(db, model)
+        # the sessions timed side by side with this one: the gate compares latencies measured together
+        resources["measured_with"] = {m.ref: sessions[m.id] for m in models if m.id != model.id}
         if measure_resources:
             progress.phase(f"measuring {model.ref} (throughput, memory)", 1)
             resources |= measure_model(db, settings, model)
             progress.advance()
         report = EvalReport(
             model=model.ref, model_id=model.id, status=model.status, suite=suite.name, suite_digest=suite.digest,
-            session=uuid.uuid4().hex[:12], k=suite.k, depth=suite.depth, sets=set_results,
+            session=sessions[model.id], k=suite.k, depth=suite.depth, sets=set_results,
             overall=metrics.mean_metrics([q.metrics for qs in results[model.id].values() for q in qs]),
             latency=latency, resources=resources, coverage=round(done / total, 4) if total else 0.0,
             warnings=warnings)
@@ -256,15 +259,12 @@ def _store(db: Database, report: EvalReport) -> None:
 
 
 # -- reading stored results ------------------------------------------------------------------------------
-def latest(db: Database, model: RegisteredModel, suite: str | None = None) -> list[dict[str, Any]]:
-    """The rows of the model's most recent evaluation session (of ``suite``, or of any suite)."""
-    sql = ("SELECT session FROM eval_runs WHERE model_id = %s" + (" AND suite = %s" if suite else "")
-           + " ORDER BY created_at DESC, id DESC LIMIT 1")
+def latest(db: Database, model: RegisteredModel) -> list[dict[str, Any]]:
+    """The rows of the model's most recent evaluation session."""
     with db.connection() as conn:
-        row = conn.execute(sql, [model.id, suite] if suite else [model.id]).fetchone()
-        if row is None:
-            return []
-        return session_rows(db, row[0])
+        row = conn.execute("SELECT session FROM eval_runs WHERE model_id = %s ORDER BY created_at DESC, id DESC "
+                           "LIMIT 1", (model.id,)).fetchone()
+    return session_rows(db, row[0]) if row else []
 
 
 def session_rows(db: Database, session: str) -> list[dict[str, Any]]:
@@ -277,15 +277,17 @@ def session_rows(db: Database, session: str) -> list[dict[str, Any]]:
             "JOIN model_registry m ON m.id = r.model_id WHERE r.session = %s ORDER BY r.id", (session,)))
 
 
-def matching(db: Database, model: RegisteredModel, digest: str) -> dict[str, Any] | None:
-    """The model's most recent result on exactly this set (same queries, k and resolved photos)."""
+def matching(db: Database, model: RegisteredModel, digest: str,
+             prefer_session: str | None = None) -> dict[str, Any] | None:
+    """The model's result on exactly this set (same queries, k and resolved photos): from ``prefer_session`` if it
+    has one, else the most recent."""
     from psycopg.rows import dict_row
 
     with db.connection() as c, c.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT id, session, set_name, metrics, latency, resources, coverage, created_at FROM eval_runs "
-            "WHERE model_id = %s AND set_digest = %s ORDER BY created_at DESC, id DESC LIMIT 1",
-            (model.id, digest)).fetchone()
+            "WHERE model_id = %s AND set_digest = %s ORDER BY session = %s DESC, created_at DESC, id DESC LIMIT 1",
+            (model.id, digest, prefer_session or "")).fetchone()
 
 
 def sessions(db: Database, model: RegisteredModel | None = None, limit: int = 50) -> list[dict[str, Any]]:
@@ -303,46 +305,39 @@ def sessions(db: Database, model: RegisteredModel | None = None, limit: int = 50
         return [{**r, "created_at": r["created_at"].isoformat()} for r in cur.execute(sql, params)]
 
 
-# -- presenting ------------------------------------------------------------------------------------------
+# -- comparing and presenting ---------------------------------------------------------------------------
+def compare(name: str, candidate: dict[str, float], baseline: dict[str, float] | None,
+            max_drop: dict[str, float]) -> dict[str, Any]:
+    """One set's row: the candidate's metrics and, given a baseline, its metrics, the differences and
+    ``regressed``: the metrics dropping more than the gate allows (never on the overall row, which is not gated:
+    a win on one set must not hide a loss on another)."""
+    row: dict[str, Any] = {"set": name, "candidate": candidate}
+    if baseline:
+        row["baseline"] = baseline
+        row["delta"] = {m: round(candidate[m] - baseline[m], 4) for m in metrics.METRICS}
+        row["regressed"] = [] if name == OVERALL else [
+            m for m in metrics.METRICS if baseline[m] - candidate[m] > max_drop.get(m, 1.0)]
+    return row
+
+
 def comparison_rows(candidate: EvalReport, baseline: EvalReport | None,
                     max_drop: dict[str, float]) -> list[dict[str, Any]]:
-    """One row per set (and overall): each metric for the candidate, the baseline and the difference, with
-    ``regressed`` naming the metrics whose drop exceeds the gate's threshold."""
-    rows = []
     base = baseline.set_metrics() if baseline else {}
-    for name, mets in candidate.set_metrics().items():
-        if not mets:
-            continue
-        row: dict[str, Any] = {"set": name, "candidate": mets}
-        if name in base and base[name]:
-            row["baseline"] = base[name]
-            row["delta"] = {m: round(mets[m] - base[name][m], 4) for m in metrics.METRICS}
-            row["regressed"] = [m for m in metrics.METRICS if base[name][m] - mets[m] > max_drop.get(m, 1.0)]
-        rows.append(row)
-    return rows
+    return [compare(name, mets, base.get(name), max_drop) for name, mets in candidate.set_metrics().items() if mets]
 
 
-def markdown_table(candidate: EvalReport, baseline: EvalReport | None, max_drop: dict[str, float]) -> str:
-    k = candidate.k
-    heads = [metrics.label(m, k) for m in metrics.METRICS]
-    lines = []
-    if baseline is None:
-        lines.append("| set | " + " | ".join(heads) + " |")
-        lines.append("|---" * (len(heads) + 1) + "|")
-        for r in comparison_rows(candidate, None, max_drop):
-            lines.append(f"| {r['set']} | " + " | ".join(f"{r['candidate'][m]:.3f}" for m in metrics.METRICS) + " |")
-        return "\n".join(lines)
-    lines.append("| set | " + " | ".join(f"{h} {baseline.model} → {candidate.model}" for h in heads) + " |")
-    lines.append("|---" * (len(heads) + 1) + "|")
-    for r in comparison_rows(candidate, baseline, max_drop):
+def markdown(rows: list[dict[str, Any]], k: int) -> str:
+    """Rows from ``compare`` as a Markdown table: 'baseline → candidate (difference)', ✗ where regressed."""
+    lines = ["| set | " + " | ".join(metrics.label(m, k) for m in metrics.METRICS) + " |",
+             "|---" * (len(metrics.METRICS) + 1) + "|"]
+    for r in rows:
         cells = []
         for m in metrics.METRICS:
             if "baseline" not in r:
                 cells.append(f"{r['candidate'][m]:.3f}")
-                continue
-            d = r["delta"][m]
-            mark = " ✗" if m in r["regressed"] else ""
-            cells.append(f"{r['baseline'][m]:.3f} → {r['candidate'][m]:.3f} ({d:+.3f}){mark}")
+            else:
+                mark = " ✗" if m in r["regressed"] else ""
+                cells.append(f"{r['baseline'][m]:.3f} → {r['candidate'][m]:.3f} ({r['delta'][m]:+.3f}){mark}")
         lines.append(f"| {r['set']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -361,8 +356,7 @@ def log_evaluation(settings: Settings, candidate: EvalReport, baseline: EvalRepo
         lines.append(facts(baseline))
     lines += [f"warning: {w}" for w in candidate.warnings]
     title = f"evaluated {candidate.model}" + (f" against {baseline.model}" if baseline else "")
-    decisions.append(settings, title, lines, table=markdown_table(candidate, baseline, max_drop))
-
-
-def summarize(reports: Sequence[EvalReport]) -> list[dict[str, Any]]:
-    return [r.as_dict() for r in reports]
+    if baseline is not None:
+        lines.append(f"table: {baseline.model} → {candidate.model}")
+    decisions.append(settings, title, lines, table=markdown(comparison_rows(candidate, baseline, max_drop),
+                                                            candidate.k))
