@@ -22,13 +22,17 @@ import time
 from pathlib import Path
 
 from benchmarks.genlib import DATASET
+from photoscout.app import Photoscout
 from photoscout.config import load_settings
 from photoscout.database import Database
-from photoscout.evaluation import metrics, promotion, runner, sets
-from photoscout.jobs import ingest, store
-from photoscout.jobs.runner import Worker
+from photoscout.evaluation import metrics, report, runner, sets
+from photoscout.evaluation.results import EvalReport
+from photoscout.jobs import store
+from photoscout.jobs.enrich import enrich
+from photoscout.jobs.worker import Worker
 from photoscout.library import scanner
 from photoscout.registry import builtin, lifecycle
+from photoscout.rollout import activation, promotion
 from photoscout.search.engine import SearchEngine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,10 +47,10 @@ def prepare(home: Path) -> tuple[float, float]:
     rates = []
     with Database(settings) as db:
         if lifecycle.active(db, "embedding") is None:
-            builtin.install(db, settings)
+            Photoscout(settings, db=db).install_builtin()
             t = time.perf_counter()
             scanner.scan(db, settings, [DATASET])
-            summary = ingest.enrich(db, settings)
+            summary = enrich(db, settings)
             print(f"indexed photos-dev: {summary.photos} photos in {time.perf_counter() - t:.0f} s")
         builtin.install(db, settings, refs=[V2, RANDOM])
         for ref in (V2, RANDOM):
@@ -57,18 +61,18 @@ def prepare(home: Path) -> tuple[float, float]:
             else:
                 rates.append(float("nan"))
         if lifecycle.active(db, "embedding").ref != V1:  # type: ignore[union-attr]  # a rerun: start from v1
-            lifecycle.rollback(db, settings, "embedding", reason="benchmark: start from v1")
+            activation.rollback(db, settings, "embedding", reason="benchmark: start from v1")
     return rates[0], rates[1]
 
 
-def _res(r: runner.EvalReport, key: str, scale: float) -> str:
+def _res(r: EvalReport, key: str, scale: float) -> str:
     v = r.resources.get(key)
     return "-" if v is None else f"{v / scale:.1f}"
 
 
-def table(v2: runner.EvalReport, v1: runner.EvalReport, max_drop: dict[str, float]) -> None:
+def table(v2: EvalReport, v1: EvalReport, max_drop: dict[str, float]) -> None:
     print("\nvalues: v1 → v2 (difference)\n")
-    print(runner.markdown(runner.comparison_rows(v2, v1, max_drop), v2.k))
+    print(report.markdown(report.comparison_rows(v2, v1, max_drop), v2.k))
     print("\n| | v1 | v2 |\n|---|---|---|")
     for label, key in (("search p50 (ms)", "p50"), ("search p95 (ms)", "p95")):
         print(f"| {label} | {v1.latency[key]} | {v2.latency[key]} |")
@@ -93,7 +97,7 @@ def main() -> None:
         started = time.perf_counter()
         v2, v1 = runner.evaluate_all(db, settings, suite, [V2, V1], engine=engine)
         eval_s = time.perf_counter() - started
-        runner.log_evaluation(settings, v2, v1, settings.promotion_max_drop)
+        report.log_evaluation(settings, v2, v1, settings.promotion_max_drop)
         print(f"\nevaluation of v2 and v1 on {suite.name} ({sum(len(s.usable) for s in suite.sets)} queries, "
               f"{len(suite.sets)} sets): {eval_s:.1f} s")
         table(v2, v1, settings.promotion_max_drop)
@@ -138,7 +142,7 @@ def main() -> None:
                 switches.append(time.perf_counter() - t)
                 time.sleep(0.5)
                 t = time.perf_counter()
-                lifecycle.rollback(db, settings, "embedding", reason="benchmark")
+                activation.rollback(db, settings, "embedding", reason="benchmark")
                 switches.append(time.perf_counter() - t)
                 time.sleep(0.5)
         finally:  # the searchers stop whatever happens (they would spin on a closed pool)

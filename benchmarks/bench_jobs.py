@@ -24,13 +24,17 @@ import time
 from pathlib import Path
 
 from benchmarks.genlib import generate
+from photoscout.analysis.decode import prefetched
+from photoscout.analysis.photos import pending_photos
+from photoscout.analysis.runner import run_models
+from photoscout.app import Photoscout
 from photoscout.config import load_settings
 from photoscout.database import Database
 from photoscout.jobs import store
-from photoscout.jobs.outputs import ModelSet, pending_photos, prefetched, run_models
-from photoscout.jobs.runner import Worker
+from photoscout.jobs.worker import Worker
 from photoscout.library import scanner
-from photoscout.registry import builtin, lifecycle, local
+from photoscout.models.cache import ModelCache
+from photoscout.registry import lifecycle, local
 
 PHOTOSCOUT = str(Path(sys.executable).with_name("photoscout"))
 V2 = "conse-effnetl0-minilm@v1.1.0"
@@ -70,7 +74,7 @@ def main() -> None:
     settings.ensure_dirs()
     env = {**os.environ, "PHOTOSCOUT_HOME": str(home)}
     with Database(settings) as db:
-        builtin.install(db, settings)
+        Photoscout(settings, db=db).install_builtin()
         v1 = lifecycle.get(db, "conse-effnetl0-minilm@v1.0.0")
         local.register_folder(db, settings, ref=V2, source_dir=v1.artifact_dir(settings), type_="embedding",
                               backend="conse", config={**v1.config, "top_t": 5})
@@ -79,7 +83,7 @@ def main() -> None:
         print(f"{n} photos 4000x3000, unit size {settings.job_unit_size}, 2 cores")
 
         local_rates, overheads = [], []
-        models = ModelSet(settings)
+        models = ModelCache(settings)
         worker = Worker(db, settings, models=models)
         for run in range(a.runs):
             reset(db)

@@ -22,13 +22,17 @@ import time
 from pathlib import Path
 
 from benchmarks.genlib import DATASET, generate
+from photoscout.analysis.decode import load_images, prefetched
+from photoscout.analysis.photos import PhotoRow, pending_photos
+from photoscout.analysis.runner import run_models
+from photoscout.app import Photoscout
 from photoscout.config import load_settings
 from photoscout.database import Database
-from photoscout.jobs.outputs import ModelSet, PhotoRow, load_images, pending_photos, prefetched, run_models
+from photoscout.imaging import load_rgb
 from photoscout.library import scanner
+from photoscout.models.cache import ModelCache
 from photoscout.models.conse import preprocess
-from photoscout.models.imageio import load_rgb
-from photoscout.registry import builtin, lifecycle
+from photoscout.registry import lifecycle
 
 
 def _reset(db: Database, model_id: int) -> None:
@@ -40,7 +44,7 @@ def _reset(db: Database, model_id: int) -> None:
 def bench_embedding(db: Database, settings, photos: list[PhotoRow], runs: int) -> None:  # type: ignore[no-untyped-def]
     emb = lifecycle.active(db, "embedding")
     assert emb is not None
-    models = ModelSet(settings)
+    models = ModelCache(settings)
     model = models.get(emb)
     model.load()
     bs = settings.batch_size
@@ -72,7 +76,7 @@ def bench_embedding(db: Database, settings, photos: list[PhotoRow], runs: int) -
 def bench_ocr(db: Database, settings, runs: int) -> None:  # type: ignore[no-untyped-def]
     ocr_reg = lifecycle.active(db, "ocr")
     assert ocr_reg is not None
-    ocr = ModelSet(settings).get(ocr_reg)
+    ocr = ModelCache(settings).get(ocr_reg)
     rows = list(csv.DictReader(open(DATASET / "manifest.csv")))
     for category in ("documents", "screenshots"):
         files = [DATASET / r["file"] for r in rows if r["category"] == category][::10][:12]
@@ -89,7 +93,7 @@ def bench_gate(db: Database, settings, lib: Path) -> None:  # type: ignore[no-un
     """Index a mixed sample with all models; time per model type; what the gate decided."""
     rows = {str(lib / r["file"]): r for r in csv.DictReader(open(DATASET / "manifest.csv"))}
     scanner.scan(db, settings, [lib])
-    models = ModelSet(settings)
+    models = ModelCache(settings)
     active = [m for m in lifecycle.list_models(db) if m.status == "active"]
     timings: dict[str, float] = {}
     for reg in sorted(active, key=lambda m: m.type != "embedding"):
@@ -140,7 +144,7 @@ def main() -> None:
     settings = load_settings(home)
     settings.ensure_dirs()
     with Database(settings) as db:
-        builtin.install(db, settings)
+        Photoscout(settings, db=db).install_builtin()
         scanner.scan(db, settings, [cam_dir])
         emb = lifecycle.active(db, "embedding")
         assert emb is not None
@@ -159,7 +163,7 @@ def main() -> None:
     s2 = load_settings(home2)
     s2.ensure_dirs()
     with Database(s2) as db:
-        builtin.install(db, s2, wheels_dir=settings.data_dir / "cache" / "wheels")
+        Photoscout(s2, db=db).install_builtin(wheels_dir=settings.data_dir / "cache" / "wheels")
         bench_gate(db, s2, mixed)
 
 

@@ -28,8 +28,9 @@ from pathlib import Path
 from benchmarks.genlib import generate
 from photoscout.config import load_settings
 from photoscout.database import Database
+from photoscout.imaging import configure_pillow
 from photoscout.library import scanner
-from photoscout.library.imagefile import configure_worker, read_image
+from photoscout.library.imagefile import read_image
 
 PHOTOSCOUT = str(Path(sys.executable).with_name("photoscout"))
 
@@ -47,8 +48,8 @@ def bench_read_only(files: list[Path], thumbs: Path, workers: int) -> float:
     thumbs.mkdir(parents=True)
     func = functools.partial(read_image, thumbnails_dir=str(thumbs), thumb_size=256)
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, initializer=configure_worker, initargs=(178_956_970,)) as pool:
-        pool.map(configure_worker, [178_956_970] * workers)  # workers up before timing
+    with ctx.Pool(workers, initializer=configure_pillow, initargs=(178_956_970,)) as pool:
+        pool.map(configure_pillow, [178_956_970] * workers)  # workers up before timing
         t = time.perf_counter()
         for _ in pool.imap_unordered(func, [os.fsencode(f) for f in files], chunksize=4):
             pass

@@ -31,15 +31,16 @@ import numpy as np
 from pgvector import HalfVector
 
 from benchmarks.genlib import DATASET
+from photoscout.analysis.store import as_array
+from photoscout.app import Photoscout
 from photoscout.config import load_settings
-from photoscout.database import Database
+from photoscout.database import Database, indexes
 from photoscout.jobs import store
-from photoscout.jobs.outputs import as_array
-from photoscout.jobs.runner import Worker
+from photoscout.jobs.worker import Worker
 from photoscout.library import scanner
-from photoscout.registry import builtin, lifecycle, local
-from photoscout.search import indexes
-from photoscout.search.engine import Filters, SearchEngine
+from photoscout.registry import lifecycle, local
+from photoscout.search.engine import SearchEngine
+from photoscout.search.query import Filters
 
 PHOTOSCOUT = str(Path(sys.executable).with_name("photoscout"))
 V1 = "conse-effnetl0-minilm@v1.0.0"
@@ -82,7 +83,7 @@ def main() -> None:
     settings.ensure_dirs()
     rng = np.random.default_rng(0)
     with Database(settings) as db:
-        builtin.install(db, settings)
+        Photoscout(settings, db=db).install_builtin()
         v1 = lifecycle.get(db, V1)
         scanner.scan(db, settings, [DATASET])
         Worker(db, settings).run(store.create_job(db, kind="embed", model_ref=V1)["id"])

@@ -11,8 +11,9 @@ from PIL import Image
 
 from photoscout.config import Settings
 from photoscout.database import Database
+from photoscout.imaging import configure_pillow
 from photoscout.library import catalog, scanner
-from photoscout.library.imagefile import ImageFault, configure_worker, read_image
+from photoscout.library.imagefile import ImageFault, read_image
 from tests.conftest import DATASET, copy_sample
 
 
@@ -125,7 +126,7 @@ def test_unreadable_file_reports_permission(tmp_path: Path) -> None:
     shutil.copy(DATASET / "food" / "apple_pie_00000.jpg", target)
     target.chmod(0)
     if os.geteuid() != 0:
-        configure_worker(10**8)
+        configure_pillow(10**8)
         fault = read_image(os.fsencode(target), str(tmp_path / "thumbs"), 128)
         assert isinstance(fault, ImageFault) and fault.kind == "permission"
         return
@@ -138,7 +139,7 @@ def test_unreadable_file_reports_permission(tmp_path: Path) -> None:
             os.close(read_end)
             os.setgid(nobody.pw_gid)
             os.setuid(nobody.pw_uid)
-            configure_worker(10**8)
+            configure_pillow(10**8)
             result = read_image(os.fsencode(target), str(tmp_path / "thumbs"), 128)
             text = f"{result.kind}|{result.message}" if isinstance(result, ImageFault) else "read it"
             os.write(write_end, text.encode())

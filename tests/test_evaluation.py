@@ -14,15 +14,19 @@ from pathlib import Path
 
 import pytest
 
+from photoscout.app import Photoscout
 from photoscout.config import Settings, load_settings
 from photoscout.database import Database
 from photoscout.errors import PhotoscoutError
-from photoscout.evaluation import metrics, promotion, runner, sets
-from photoscout.jobs import ingest, store
-from photoscout.jobs.runner import Worker
+from photoscout.evaluation import metrics, runner, sets
+from photoscout.evaluation.report import log_evaluation
+from photoscout.jobs import store
+from photoscout.jobs.enrich import enrich
+from photoscout.jobs.worker import Worker
 from photoscout.library import scanner
 from photoscout.maintenance.prune import prune_model
 from photoscout.registry import builtin, decisions, lifecycle
+from photoscout.rollout import activation, promotion
 from photoscout.search.engine import SearchEngine
 from tests.conftest import DATASET, REPO, _new_database, run_cli, sample_rows
 
@@ -107,11 +111,11 @@ def workflow(tmp_path_factory: pytest.TempPathFactory, pg_server: object,
     settings = load_settings(home)
     settings.ensure_dirs()
     with Database(settings) as db:
-        builtin.install(db, settings, wheels_dir=builtin_wheels)
-        report = builtin.install(db, settings, wheels_dir=builtin_wheels, refs=[V2, RANDOM])
-        assert [r["status"] for r in report] == ["staging", "staging"]
+        Photoscout(settings, db=db).install_builtin(wheels_dir=builtin_wheels)
+        installed = builtin.install(db, settings, wheels_dir=builtin_wheels, refs=[V2, RANDOM])
+        assert [r["status"] for r in installed] == ["staging", "staging"]
         scanner.scan(db, settings, [lib])
-        assert not ingest.enrich(db, settings).failed
+        assert not enrich(db, settings).failed
         yield settings, db, lib
 
 
@@ -147,7 +151,7 @@ def test_the_whole_workflow(workflow: tuple[Settings, Database, Path]) -> None:
     assert any("matched photos by their path" in w for w in suite.warnings)
     assert {s.name for s in suite.sets if s.usable} >= {"electronics", "food", "documents", "screenshots"}
     v2, v1 = runner.evaluate_all(db, settings, suite, [V2, V1])
-    runner.log_evaluation(settings, v2, v1, settings.promotion_max_drop)
+    log_evaluation(settings, v2, v1, settings.promotion_max_drop)
     for r in (v1, v2):
         assert r.coverage == 1.0 and r.latency["p50"] > 0 and r.latency["p95"] >= r.latency["p50"]
         assert r.resources["photos_per_s"] > 0 and r.resources["peak_rss_mb"] > 50
@@ -182,13 +186,13 @@ def test_the_whole_workflow(workflow: tuple[Settings, Database, Path]) -> None:
     before = len(list(lib.rglob("*.jpg")))
     _copy(sample_rows(LATER), lib)
     scanner.scan(db, settings, [lib])
-    summary = ingest.enrich(db, settings)
+    summary = enrich(db, settings)
     assert set(summary.models) >= {V1, V2} and summary.photos == len(list(lib.rglob("*.jpg"))) - before
     for ref in (V1, V2):
         assert promotion.missing_photos(db, lifecycle.get(db, ref), None) == 0
 
     # rollback: v1 again, at once, new photos included
-    restored, replaced = lifecycle.rollback(db, settings, "embedding", reason="test rollback")
+    restored, replaced = activation.rollback(db, settings, "embedding", reason="test rollback")
     assert restored.ref == V1 and replaced.status == "deprecated"
     _assert_search_works(engine, V1)
     newest = engine.search("a laptop computer", limit=11).hits
@@ -207,7 +211,7 @@ def test_the_whole_workflow(workflow: tuple[Settings, Database, Path]) -> None:
     assert {"electronics", "food", "animals", "vehicles"} <= set(gate.regressing_sets)
     assert "electronics" in str(refused.value) and "regresses against" in str(refused.value)
     assert lifecycle.active(db, "embedding").ref == V2  # type: ignore[union-attr]
-    with pytest.raises(PhotoscoutError, match="needs --reason"):
+    with pytest.raises(PhotoscoutError, match="needs a reason"):
         promotion.promote(db, settings, RANDOM, force=True)
 
     # prune v1: outputs, index and files go; the record stays; rollback to it is no longer possible

@@ -17,14 +17,15 @@ import psycopg
 import pytest
 from pgvector import HalfVector
 
+from photoscout.analysis.store import as_array
+from photoscout.app import Photoscout
 from photoscout.config import Settings, load_settings
 from photoscout.database import Database
 from photoscout.database.embedded import EmbeddedServer
 from photoscout.jobs import store
-from photoscout.jobs.outputs import as_array
-from photoscout.jobs.runner import Worker
+from photoscout.jobs.worker import Worker
 from photoscout.library import scanner
-from photoscout.registry import builtin, lifecycle, local
+from photoscout.registry import lifecycle, local
 from tests.conftest import PHOTOSCOUT, _free_port, _new_database, copy_sample, run_cli
 
 V1 = "conse-effnetl0-minilm@v1.0.0"
@@ -36,7 +37,7 @@ RABBIT = "amqp://guest:guest@127.0.0.1:5672//"
 def _prepare(settings: Settings, lib: Path, wheels: Path, per_category: int) -> None:
     settings.ensure_dirs()
     with Database(settings) as db:
-        builtin.install(db, settings, wheels_dir=wheels)
+        Photoscout(settings, db=db).install_builtin(wheels_dir=wheels)
         v1 = lifecycle.get(db, "conse-effnetl0-minilm@v1.0.0")
         local.register_folder(db, settings, ref=V2, source_dir=v1.artifact_dir(settings), type_="embedding",
                               backend="conse", config={**v1.config, "top_t": 5})
@@ -290,7 +291,7 @@ def test_search_answers_during_a_job_and_an_index_build(db: Database, home: Path
     answering searches."""
     import threading
 
-    from photoscout.search import indexes
+    from photoscout.database import indexes
     from photoscout.search.engine import SearchEngine
 
     settings = load_settings(home)
@@ -337,8 +338,9 @@ def test_index_recall_against_exact_search(db: Database, home: Path, pg_server: 
     top 10 match exact search (numpy, over the stored half-precision values) unfiltered, with a 10% filter, and with
     a 1% filter (exact path). The library is denser than a real one (96 real vectors, ~312 near-copies each), a hard
     case for any ANN index (HNSW: 0.57 on such data); the 100k benchmark measures the realistic figure (1.000)."""
-    from photoscout.search import indexes
-    from photoscout.search.engine import Filters, SearchEngine
+    from photoscout.database import indexes
+    from photoscout.search.engine import SearchEngine
+    from photoscout.search.query import Filters
 
     v1_here = lifecycle.get(db, V1)
     real = np.stack(list(_vectors(db, V1).values()))
@@ -353,7 +355,7 @@ def test_index_recall_against_exact_search(db: Database, home: Path, pg_server: 
         if rng.random() < 0.01:
             c.append("sel1")
     with Database(settings) as db2:
-        builtin.install(db2, settings, wheels_dir=builtin_wheels)
+        Photoscout(settings, db=db2).install_builtin(wheels_dir=builtin_wheels)
         v1 = lifecycle.get(db2, V1)
         with db2.connection() as conn:
             cur = conn.cursor()

@@ -18,6 +18,7 @@ from photoscout.errors import PhotoscoutError
 from photoscout.models import factory
 from photoscout.models.base import EmbeddingModel, RuntimeOptions
 from photoscout.registry import lifecycle, local
+from photoscout.rollout import activation, promotion
 from tests.conftest import DATASET, run_cli
 from tests.tiny_models import build_tiny_blip, build_tiny_owlvit, build_tiny_siglip
 
@@ -66,18 +67,18 @@ def test_activate_second_version_rollback_and_history(db: Database, settings: Se
                                                       tmp_path: Path) -> None:
     v1, _ = local.register_folder(db, settings, ref="tiny@v1.0.0", source_dir=tiny_siglip, type_="embedding",
                                   backend="hf-image-text")
-    lifecycle.activate(db, settings, v1.ref, reason="first")
+    activation.activate(db, settings, v1.ref, reason="first")
     before_v2 = datetime.now(UTC)
     v2, _ = local.register_folder(db, settings, ref="tiny@v2.0.0", source_dir=tiny_siglip, type_="embedding",
                                   backend="hf-image-text")
-    lifecycle.activate(db, settings, v2.ref, reason="better")
+    promotion.promote(db, settings, v2.ref, force=True, reason="better")  # no photos, no evaluation: forced
     assert lifecycle.get(db, v1.ref).status == "deprecated"
     assert lifecycle.active(db, "embedding").ref == v2.ref  # type: ignore[union-attr]
     with pytest.raises(PhotoscoutError, match="cannot be deleted"):
         lifecycle.delete(db, v2.ref)
     with pytest.raises(PhotoscoutError, match="active"):
         lifecycle.deprecate(db, v2.ref)
-    restored, replaced = lifecycle.rollback(db, settings, "embedding")
+    restored, replaced = activation.rollback(db, settings, "embedding")
     assert (restored.ref, restored.status, replaced.ref, replaced.status) == (v1.ref, "active", v2.ref, "deprecated")
     steps = [(h["version"], h["from_status"], h["to_status"]) for h in lifecycle.history(db)]
     assert steps == [

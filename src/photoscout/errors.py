@@ -1,4 +1,4 @@
-"""One exception type for everything a user can get wrong; the CLI and API turn it into a message."""
+"""One exception type for everything a user can get wrong; each face (CLI, API) turns it into its own output."""
 
 from __future__ import annotations
 
@@ -16,6 +16,16 @@ class PhotoscoutError(Exception):
         super().__init__(message)
         if status is not None:
             self.status = status
+
+
+class InvalidParameter(PhotoscoutError):
+    """A value given to an operation is not acceptable. The message speaks of the operation; ``params`` names the
+    parameters concerned (the operation's own names, e.g. ``after``), which each face shows in its own words (the
+    CLI as its options, an API as its fields)."""
+
+    def __init__(self, message: str, *params: str) -> None:
+        super().__init__(message)
+        self.params = params
 
 
 class NotFound(PhotoscoutError):

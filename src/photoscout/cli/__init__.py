@@ -1,7 +1,7 @@
-"""The ``photoscout`` command: a thin layer over the library. Each command opens the database, calls one library
-function and prints the result (a table for people, ``--json`` for scripts). :class:`PhotoscoutError` becomes a
-one-line message and an exit status: 0 done, 1 done with problems (e.g. unreadable files), 2 bad input,
-3 database unavailable."""
+"""The ``photoscout`` command: a thin face over the core (``photoscout.app.Photoscout``). Each command parses its
+arguments, calls the core and prints the result (a table for people, ``--json`` for scripts). A
+:class:`PhotoscoutError` becomes a one-line message and an exit status: 0 done, 1 done with problems (e.g.
+unreadable files), 2 bad input, 3 database unavailable, 4 the promotion gate refused."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import rich.markup
 import typer
 
 from photoscout import __version__
@@ -72,23 +73,21 @@ app.command("worker")(worker_command)
 @app.command("config")
 def config_command(json_out: common.JsonOption = False) -> None:
     """Show the effective settings (file, environment and defaults merged)."""
-    settings = common.settings()
-    data = settings.model_dump(mode="json")
-    data["config_file"] = str(settings.config_file)
-    data["data_dir"] = str(settings.data_dir)
-    data["models_dir"] = str(settings.models_dir)
-    if json_out:
-        common.print_json(data)
-        return
-    for key, value in data.items():
-        common.console.print(f"[bold]{key}[/bold] = {value!r}", highlight=False)
+    with common.core() as core:
+        data = core.config()
+
+    def render() -> None:
+        for key, value in data.items():
+            common.console.print(f"[bold]{key}[/bold] = {value!r}", highlight=False)
+
+    common.output(data, json_out, render)
 
 
 def main() -> None:
     try:
         app()
     except PhotoscoutError as exc:
-        common.err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        common.err_console.print(f"[red]error:[/red] {rich.markup.escape(common.message(exc))}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         common.err_console.print("interrupted; everything committed so far is kept, run the command again to resume")

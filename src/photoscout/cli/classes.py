@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from photoscout.cli.common import JsonOption, console, open_db, print_json
-from photoscout.library import fewshot
+from photoscout.cli.common import JsonOption, console, core, output
 
 classes_app = typer.Typer(help="Few-shot classes: mark example photos, the library is classified.",
                           no_args_is_help=True)
@@ -23,32 +22,32 @@ def add_cmd(
     json_out: JsonOption = False,
 ) -> None:
     """Create or update a class from example photos; every photo close enough gets it as a category."""
-    with open_db() as (settings, db):
-        result = fewshot.create_class(db, settings, name, examples, threshold)
-    if json_out:
-        print_json(result)
-    else:
-        console.print(f"class {name!r}: {len(result['examples'])} examples, threshold {result['threshold']:.2f}, "
-                      f"{result['members']} photos in it", highlight=False)
+    with core() as app:
+        result = app.add_class(name, examples, threshold)
+    output(result, json_out, lambda: console.print(
+        f"class {name!r}: {len(result['examples'])} examples, threshold {result['threshold']:.2f}, "
+        f"{result['members']} photos in it", highlight=False))
 
 
 @classes_app.command("list")
 def list_cmd(json_out: JsonOption = False) -> None:
     """The few-shot classes and how many photos each holds."""
-    with open_db() as (_settings, db):
-        rows = fewshot.list_classes(db)
-    if json_out:
-        print_json(rows)
-        return
-    table = Table("class", "model", "threshold", "examples", "photos")
-    for r in rows:
-        table.add_row(r["name"], r["model"], f"{r['threshold']:.2f}", str(len(r["example_ids"])), str(r["members"]))
-    console.print(table)
+    with core() as app:
+        rows = app.classes()
+
+    def render() -> None:
+        table = Table("class", "model", "threshold", "examples", "photos")
+        for r in rows:
+            table.add_row(r["name"], r["model"], f"{r['threshold']:.2f}", str(len(r["example_ids"])),
+                          str(r["members"]))
+        console.print(table)
+
+    output(rows, json_out, render)
 
 
 @classes_app.command("remove")
 def remove_cmd(name: Annotated[str, typer.Argument(help="Class name.")]) -> None:
     """Delete a class; photos lose it as a category."""
-    with open_db() as (_settings, db):
-        fewshot.remove_class(db, name)
+    with core() as app:
+        app.remove_class(name)
     console.print(f"class {name!r} removed")

@@ -1,10 +1,11 @@
-"""What every command shares: global options, settings, the database, JSON output and progress bars."""
+"""What every command shares: global options, the core entry (``Photoscout``), "JSON or table" output, progress
+bars, and core errors in the CLI's own words."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from photoscout.config import Settings, load_settings
-from photoscout.database import Database
+from photoscout.app import Photoscout
+from photoscout.errors import InvalidParameter, PhotoscoutError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -49,23 +50,40 @@ def configure_logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def settings() -> Settings:
-    overrides: dict[str, Any] = {}
-    if STATE.database_url:
-        overrides["database_url"] = STATE.database_url
-    return load_settings(STATE.home, **overrides)
-
-
 @contextmanager
-def open_db() -> Iterator[tuple[Settings, Database]]:
-    s = settings()
-    s.ensure_dirs()
-    with Database(s) as db:
-        yield s, db
+def core() -> Iterator[Photoscout]:
+    """The core for one command (the database opens on first use and closes at the end)."""
+    overrides: dict[str, Any] = {"database_url": STATE.database_url} if STATE.database_url else {}
+    with Photoscout.open(STATE.home, **overrides) as app:
+        yield app
 
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def output(data: Any, json_out: bool, render: Callable[[], None]) -> None:
+    """The one "JSON or table" path: ``--json`` prints ``data`` for scripts, else ``render()`` draws it for
+    people."""
+    if json_out:
+        print_json(data)
+    else:
+        render()
+
+
+# The core's parameter names, as this CLI spells them (others: --name-with-dashes).
+OPTIONS = {"sample_count": "--sample", "set_files": "--set", "text": "TEXT", "image": "--image"}
+
+
+def option(param: str) -> str:
+    return OPTIONS.get(param, "--" + param.replace("_", "-"))
+
+
+def message(exc: PhotoscoutError) -> str:
+    """A core error in the CLI's words: the options it is about are named."""
+    if isinstance(exc, InvalidParameter) and exc.params:
+        return f"{exc} ({', '.join(option(p) for p in exc.params)})"
+    return str(exc)
 
 
 class RateColumn(ProgressColumn):
@@ -103,3 +121,13 @@ class RichProgress:
     def advance(self, n: int = 1) -> None:
         if self._task is not None:
             self._progress.advance(self._task, n)
+
+
+@contextmanager
+def progress_bar(enabled: bool = True, unit: str = "photos") -> Iterator[RichProgress | None]:
+    """A progress bar on stderr while the block runs; none when ``enabled`` is false (``--json``, ``--no-progress``)."""
+    if not enabled:
+        yield None
+        return
+    with RichProgress(unit) as progress:
+        yield progress

@@ -9,18 +9,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from photoscout.cli.common import JsonOption, RichProgress, console, err_console, open_db, print_json
-from photoscout.errors import PhotoscoutError
-from photoscout.evaluation import metrics, runner, sets
-from photoscout.registry import decisions, lifecycle
+from photoscout.cli.common import JsonOption, console, core, err_console, output, progress_bar
+from photoscout.evaluation import metrics
+from photoscout.evaluation.results import EvalReport
 
 eval_app = typer.Typer(help="Evaluation sets: measure a model version before promoting it.", no_args_is_help=True)
-
-
-def default_sets(settings: Any) -> list[Path]:
-    """``<home>/evalsets/*.toml`` (the user's curated sets)."""
-    folder = settings.home / "evalsets"
-    return sorted(folder.glob("*.toml")) if folder.is_dir() else []
 
 
 @eval_app.command("run")
@@ -37,62 +30,33 @@ def run_cmd(
 ) -> None:
     """Precision@k, recall@k, mAP and nDCG@k per set and overall; search latency p50/p95; embedding throughput and
     peak memory; embedding and index size. Stored in the database and appended to the decision log."""
-    from photoscout.search.engine import SearchEngine
+    def warn(message: str) -> None:
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
-    with open_db() as (settings, db):
-        files = set_files or default_sets(settings)
-        if not files:
-            raise PhotoscoutError(f"no evaluation sets: give --set FILE (the repository ships "
-                                  f"evalsets/photos-dev.toml) or put set files in {settings.home / 'evalsets'}")
-        candidate = lifecycle.get(db, model)
-        baseline = lifecycle.active(db, candidate.type, candidate.purpose) if compare_active else None
-        if compare_active and baseline is None:
-            raise PhotoscoutError(f"there is no active {candidate.type} model to compare with")
-        if baseline is not None and baseline.id == candidate.id:
-            baseline = None
-            err_console.print(f"{candidate.ref} is the active model; nothing to compare with")
-        engine = SearchEngine(db, settings)
-        out = []
-        for file in files:
-            suite = sets.load(file)
-            if k is not None:
-                suite.k = k
-                suite.depth = max(suite.depth, k)
-            sets.resolve(db, suite)
-            for w in suite.warnings:
-                err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
-            refs = [candidate.ref] + ([baseline.ref] if baseline else [])
-            if json_out:
-                reports = runner.evaluate_all(db, settings, suite, refs, engine=engine,
-                                              measure_resources=not no_resources)
-            else:
-                with RichProgress("searches") as progress:
-                    reports = runner.evaluate_all(db, settings, suite, refs, engine=engine, progress=progress,
-                                                  measure_resources=not no_resources)
-            cand, base = reports[0], (reports[1] if len(reports) > 1 else None)
-            runner.log_evaluation(settings, cand, base, settings.promotion_max_drop)
-            rows = runner.comparison_rows(cand, base, settings.promotion_max_drop)
-            out.append({"suite": suite.name, "file": str(file), "candidate": cand.as_dict(),
-                        "baseline": base.as_dict() if base else None, "comparison": rows})
-            if not json_out:
-                _print(cand, base, rows)
-        if not json_out:
-            console.print(f"stored; decision log: {decisions.path(settings)}", highlight=False)
-    if json_out:
-        print_json(out)
+    with core() as app, progress_bar(not json_out, "searches") as progress:
+        runs = app.evaluate(model, set_files, compare_active=compare_active, k=k, measure_resources=not no_resources,
+                            progress=progress, warn=warn)
+        log = app.decision_log_path()
+
+    def render() -> None:
+        for r in runs:
+            _print(r.candidate, r.baseline, r.comparison)
+        console.print(f"stored; decision log: {log}", highlight=False)
+
+    output([r.as_dict() for r in runs], json_out, render)
 
 
 def _fmt(value: float) -> str:
     return f"{value:.3f}"
 
 
-def _resource(r: runner.EvalReport, key: str, scale: float) -> str:
+def _resource(r: EvalReport, key: str, scale: float) -> str:
     v = r.resources.get(key)
     return "-" if v is None else (f"{v / scale:.1f}" if scale != 1 else str(v))
 
 
 def comparison_table(rows: list[dict[str, Any]], k: int, title: str) -> Table:
-    """Rows from ``runner.compare`` as a Rich table: value (difference), green better, red ✗ a drop beyond the
+    """Rows from ``report.compare`` as a Rich table: value (difference), green better, red ✗ a drop beyond the
     gate's threshold."""
     table = Table("set", *[metrics.label(m, k) for m in metrics.METRICS], title=title)
     for r in rows:
@@ -110,7 +74,7 @@ def comparison_table(rows: list[dict[str, Any]], k: int, title: str) -> Table:
     return table
 
 
-def _print(cand: runner.EvalReport, base: runner.EvalReport | None, rows: list[dict[str, Any]]) -> None:
+def _print(cand: EvalReport, base: EvalReport | None, rows: list[dict[str, Any]]) -> None:
     title = f"{cand.suite}: " + (f"active {base.model} → {cand.model}" if base else cand.model)
     console.print(comparison_table(rows, cand.k, title))
     facts = Table("", cand.model, *([base.model] if base else []), title="latency and resources")
@@ -130,57 +94,47 @@ def _print(cand: runner.EvalReport, base: runner.EvalReport | None, rows: list[d
 def list_cmd(model: Annotated[str | None, typer.Option("--model", help="Only this version.")] = None,
              json_out: JsonOption = False) -> None:
     """Stored evaluation sessions, newest first (overall metrics)."""
-    with open_db() as (_settings, db):
-        rows = runner.sessions(db, lifecycle.get(db, model) if model else None)
-    if json_out:
-        print_json(rows)
-        return
-    table = Table("when", "session", "model", "sets", "P@k", "R@k", "mAP", "nDCG@k", "p95 ms", "coverage")
-    for r in rows:
-        m = r["metrics"]
-        table.add_row(r["created_at"][:19], r["session"], r["model"], r["suite"],
-                      *[_fmt(m[x]) for x in metrics.METRICS], str(r["latency"].get("p95", "")),
-                      f"{r['coverage']:.0%}")
-    console.print(table)
+    with core() as app:
+        rows = app.evaluations(model)
+
+    def render() -> None:
+        table = Table("when", "session", "model", "sets", "P@k", "R@k", "mAP", "nDCG@k", "p95 ms", "coverage")
+        for r in rows:
+            m = r["metrics"]
+            table.add_row(r["created_at"][:19], r["session"], r["model"], r["suite"],
+                          *[_fmt(m[x]) for x in metrics.METRICS], str(r["latency"].get("p95", "")),
+                          f"{r['coverage']:.0%}")
+        console.print(table)
+
+    output(rows, json_out, render)
 
 
 @eval_app.command("show")
 def show_cmd(session: Annotated[str, typer.Argument(help="A session id from 'eval list'.")],
              json_out: JsonOption = False) -> None:
     """One evaluation session: every set and query."""
-    with open_db() as (_settings, db):
-        rows = runner.session_rows(db, session)
-        if not rows:
-            raise PhotoscoutError(f"no evaluation session {session!r} (see 'photoscout eval list')")
-        with db.connection() as conn:
-            queries = {run_id: [(q, m) for q, m in conn.execute(
-                "SELECT query, metrics FROM eval_query_results WHERE run_id = %s ORDER BY query", (run_id,))]
-                for run_id in [r["id"] for r in rows]}
-    if json_out:
-        print_json([{**r, "created_at": r["created_at"].isoformat(),
-                     "queries": [{"query": q, **m} for q, m in queries[r["id"]]]} for r in rows])
-        return
-    first = rows[0]
-    table = Table("set / query", "relevant", *[metrics.label(m, first["k"]) for m in metrics.METRICS],
-                  title=f"{first['model']} on {first['suite']} ({first['created_at']:%Y-%m-%d %H:%M})")
-    for r in rows:
-        table.add_row(f"[bold]{r['set_name']}[/]", "", *[_fmt(r["metrics"][m]) for m in metrics.METRICS])
-        for q, m in queries[r["id"]]:
-            table.add_row(f"  {q}", str(m.get("relevant", "")), *[_fmt(m[x]) for x in metrics.METRICS])
-    console.print(table)
+    with core() as app:
+        rows = app.evaluation(session)
+
+    def render() -> None:
+        first = rows[0]
+        table = Table("set / query", "relevant", *[metrics.label(m, first["k"]) for m in metrics.METRICS],
+                      title=f"{first['model']} on {first['suite']} ({first['created_at']:%Y-%m-%d %H:%M})")
+        for r in rows:
+            table.add_row(f"[bold]{r['set_name']}[/]", "", *[_fmt(r["metrics"][m]) for m in metrics.METRICS])
+            for q in r["queries"]:
+                table.add_row(f"  {q['query']}", str(q.get("relevant", "")), *[_fmt(q[x]) for x in metrics.METRICS])
+        console.print(table)
+
+    output([{**r, "created_at": r["created_at"].isoformat()} for r in rows], json_out, render)
 
 
 @eval_app.command("log")
 def log_cmd(tail: Annotated[int, typer.Option("--tail", help="Only the last N entries (0: all).")] = 0) -> None:
     """Print the decision log (data/decision-log.md): evaluations, promotions, refusals, rollbacks, prunes."""
-    from photoscout.cli.common import settings as load
-
-    text = decisions.read(load())
+    with core() as app:
+        text = app.decision_log(tail)
     if not text:
         console.print("the decision log is empty")
         return
-    if tail:
-        head, *entries = text.split("\n## ")
-        text = "\n## ".join(entries[-tail:])
-        text = "## " + text
     typer.echo(text)

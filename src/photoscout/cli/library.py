@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Column, Table
 
-from photoscout.cli.common import JsonOption, RichProgress, console, err_console, open_db, print_json
-from photoscout.jobs import ingest
-from photoscout.library import catalog, scanner
+from photoscout.cli.common import JsonOption, console, core, err_console, output, progress_bar
+from photoscout.jobs.enrich import EnrichSummary
+from photoscout.library.scanner import ScanSummary
 
 photos_app = typer.Typer(help="List and inspect photos in the library.", no_args_is_help=True)
 
@@ -30,46 +30,15 @@ def index_command(
 
     Exit status: 0 all good, 1 finished but some files could not be read (see `photos list --errors`).
     """
-    enriched = None
-    with open_db() as (settings, db):
-        progress = None if (no_progress or json_out) else RichProgress()
-        if progress is not None:
-            progress.__enter__()
-        try:
-            summary = scanner.scan(db, settings, paths, progress)
-            if not no_models:
-                enriched = ingest.enrich(db, settings, progress=progress)
-        finally:
-            if progress is not None:
-                progress.__exit__(None, None, None)
-    if json_out:
-        data = summary.as_dict()
-        data["models"] = asdict(enriched) if enriched else None
-        print_json(data)
-    else:
-        _print_summary(summary)
-        if enriched is not None:
-            _print_enriched(enriched)
+    with core() as app, progress_bar(not (no_progress or json_out)) as progress:
+        summary, enriched = app.index(paths, run_models=not no_models, progress=progress)
+    data = {**summary.as_dict(), "models": asdict(enriched) if enriched else None}
+    output(data, json_out, lambda: _print_index(summary, enriched))
     if not summary.ok:
         raise typer.Exit(1)
 
 
-def _print_enriched(e: ingest.EnrichSummary) -> None:
-    if not e.models:
-        console.print("No active models: photos are stored but not searchable yet "
-                      "(run: photoscout models install-builtin).")
-        return
-    if not e.photos:
-        console.print(f"Models ({', '.join(e.models)}): every photo is up to date.", soft_wrap=True)
-        return
-    rate = f" ({e.photos / e.elapsed_s:,.1f} photos/s)" if e.elapsed_s else ""
-    console.print(f"Ran {', '.join(e.models)} on {e.photos} photos in {e.elapsed_s:.1f}s{rate}; OCR skipped on "
-                  f"{e.ocr_skipped} photos without text; {len(e.failed)} failures.", soft_wrap=True, highlight=False)
-    for f in e.failed[:MAX_ERRORS_SHOWN]:
-        err_console.print(f"[yellow]model run failed:[/yellow] photo {f['photo_id']}: {f['reason']}", highlight=False)
-
-
-def _print_summary(s: scanner.ScanSummary) -> None:
+def _print_index(s: ScanSummary, e: EnrichSummary | None) -> None:
     rate = f" ({s.processed / s.elapsed_s:,.1f} photos/s)" if s.processed and s.elapsed_s else ""
     console.print(
         f"Scanned {', '.join(s.roots)} in {s.elapsed_s:.1f}s{rate}: {s.found} image files, "
@@ -80,24 +49,39 @@ def _print_summary(s: scanner.ScanSummary) -> None:
     if s.error_files:
         table = Table(Column("unreadable file", overflow="fold"), "reason",
                       title=f"{s.errors} file(s) could not be read", title_justify="left")
-        for e in s.error_files[:MAX_ERRORS_SHOWN]:
-            table.add_row(e["path"], e["reason"])
+        for err in s.error_files[:MAX_ERRORS_SHOWN]:
+            table.add_row(err["path"], err["reason"])
         err_console.print(table)
         if s.errors > MAX_ERRORS_SHOWN:
             err_console.print(f"... and {s.errors - MAX_ERRORS_SHOWN} more: photoscout photos list --errors")
     for issue in s.issues:
         err_console.print(f"[yellow]warning:[/yellow] {issue['path']}: {issue['message']}", highlight=False,
                           soft_wrap=True)
+    if e is None:
+        return
+    if not e.models:
+        console.print("No active models: photos are stored but not searchable yet "
+                      "(run: photoscout models install-builtin).")
+    elif not e.photos:
+        console.print(f"Models ({', '.join(e.models)}): every photo is up to date.", soft_wrap=True)
+    else:
+        rate = f" ({e.photos / e.elapsed_s:,.1f} photos/s)" if e.elapsed_s else ""
+        console.print(f"Ran {', '.join(e.models)} on {e.photos} photos in {e.elapsed_s:.1f}s{rate}; OCR skipped on "
+                      f"{e.ocr_skipped} photos without text; {len(e.failed)} failures.", soft_wrap=True,
+                      highlight=False)
+        for f in e.failed[:MAX_ERRORS_SHOWN]:
+            err_console.print(f"[yellow]model run failed:[/yellow] photo {f['photo_id']}: {f['reason']}",
+                              highlight=False)
 
 
 def status_command(json_out: JsonOption = False) -> None:
     """Counts: photos, missing, unreadable files, embeddings per model version, jobs, the last scan."""
-    with open_db() as (_settings, db):
-        data = catalog.status(db)
-        data["database"] = db.describe()
-    if json_out:
-        print_json(data)
-        return
+    with core() as app:
+        data = app.status()
+    output(data, json_out, lambda: _print_status(data))
+
+
+def _print_status(data: dict[str, Any]) -> None:
     console.print(f"[bold]{data['photos']}[/bold] photos ({data['library_bytes'] / 1e9:.2f} GB), "
                   f"{data['missing']} missing, {data['errors']} unreadable", highlight=False)
     if data["errors_by_kind"]:
@@ -132,26 +116,26 @@ def photos_list(
 ) -> None:
     """List photos (default: readable ones), unreadable files (--errors) or missing ones (--missing)."""
     which = "error" if errors else "missing" if missing else "all" if all_ else "ok"
-    with open_db() as (_settings, db):
-        rows = catalog.list_photos(db, which=which, limit=limit, offset=offset,
-                                   folder=str(folder) if folder else None)
-    if json_out:
-        print_json(rows)
-        return
-    if which == "error":
-        table = Table("id", Column("path", overflow="fold"), "reason")
-        for r in rows:
-            table.add_row(str(r["id"]), r["path"], r["error"] or "")
-    else:
-        table = Table("id", Column("path", overflow="fold"), "status", "taken", "size", "camera")
-        for r in rows:
-            taken = (r["taken_at"] or "")[:16].replace("T", " ")
-            size = f"{r['width']}x{r['height']}" if r["width"] else ""
-            camera = " ".join(x for x in (r["camera_make"], r["camera_model"]) if x)
-            table.add_row(str(r["id"]), r["path"], r["status"], taken, size, camera)
-    console.print(table)
-    if len(rows) == limit:
-        console.print(f"(first {limit} from offset {offset}; use --limit/--offset for more)")
+    with core() as app:
+        rows = app.photos(which=which, limit=limit, offset=offset, folder=str(folder) if folder else None)
+
+    def render() -> None:
+        if which == "error":
+            table = Table("id", Column("path", overflow="fold"), "reason")
+            for r in rows:
+                table.add_row(str(r["id"]), r["path"], r["error"] or "")
+        else:
+            table = Table("id", Column("path", overflow="fold"), "status", "taken", "size", "camera")
+            for r in rows:
+                taken = (r["taken_at"] or "")[:16].replace("T", " ")
+                size = f"{r['width']}x{r['height']}" if r["width"] else ""
+                camera = " ".join(x for x in (r["camera_make"], r["camera_model"]) if x)
+                table.add_row(str(r["id"]), r["path"], r["status"], taken, size, camera)
+        console.print(table)
+        if len(rows) == limit:
+            console.print(f"(first {limit} from offset {offset}; use --limit/--offset for more)")
+
+    output(rows, json_out, render)
 
 
 @photos_app.command("show")
@@ -160,10 +144,11 @@ def photos_show(
     json_out: JsonOption = False,
 ) -> None:
     """Everything stored about one photo."""
-    with open_db() as (_settings, db):
-        row = catalog.get_photo(db, photo)
-    if json_out:
-        print_json(row)
-        return
-    for key, value in row.items():
-        console.print(f"[bold]{key:>16}[/bold]  {value}", highlight=False)
+    with core() as app:
+        row = app.photo(photo)
+
+    def render() -> None:
+        for key, value in row.items():
+            console.print(f"[bold]{key:>16}[/bold]  {value}", highlight=False)
+
+    output(row, json_out, render)

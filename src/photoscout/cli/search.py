@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Column, Table
 
-from photoscout.cli.common import JsonOption, console, open_db, print_json
-from photoscout.errors import PhotoscoutError
-from photoscout.search.engine import Filters, SearchEngine
+from photoscout.cli.common import JsonOption, console, core, output
+from photoscout.errors import InvalidParameter
+from photoscout.search.query import Filters
 
 
 def _date(value: str | None, name: str) -> date | None:
@@ -20,7 +20,7 @@ def _date(value: str | None, name: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
-        raise PhotoscoutError(f"{name} {value!r} is not a date (use YYYY-MM-DD)") from exc
+        raise InvalidParameter(f"{value!r} is not a date (use YYYY-MM-DD)", name) from exc
 
 
 def search_command(
@@ -39,19 +39,19 @@ def search_command(
     json_out: JsonOption = False,
 ) -> None:
     """Search the library by meaning, by a photo, and by the text inside photos."""
-    filters = Filters(category=category, after=_date(after, "--after"), before=_date(before, "--before"),
+    filters = Filters(category=category, after=_date(after, "after"), before=_date(before, "before"),
                       path=path, camera=camera, has_text=has_text)
     if image is not None and not image.is_file():
-        raise PhotoscoutError(f"--image {image}: no such file")
-    with open_db() as (settings, db):
-        result = SearchEngine(db, settings).search(text, image=str(image) if image else None, limit=limit,
-                                                   filters=filters, model_ref=model)
-    if json_out:
-        print_json(result.as_dict())
-        return
-    table = Table("#", Column("photo", overflow="fold"), "score", Column("why", overflow="fold"),
-                  title=f"{len(result.hits)} results ({result.model}, {result.timings_ms['total']:.0f} ms)",
-                  title_justify="left")
-    for i, h in enumerate(result.hits, 1):
-        table.add_row(str(i), h.path, f"{h.score:.4f}", "; ".join(h.why))
-    console.print(table)
+        raise InvalidParameter(f"{image}: no such file", "image")
+    with core() as app:
+        result = app.search(text, image=str(image) if image else None, limit=limit, filters=filters, model=model)
+
+    def render() -> None:
+        table = Table("#", Column("photo", overflow="fold"), "score", Column("why", overflow="fold"),
+                      title=f"{len(result.hits)} results ({result.model}, {result.timings_ms['total']:.0f} ms)",
+                      title_justify="left")
+        for i, h in enumerate(result.hits, 1):
+            table.add_row(str(i), h.path, f"{h.score:.4f}", "; ".join(h.why))
+        console.print(table)
+
+    output(result.as_dict(), json_out, render)

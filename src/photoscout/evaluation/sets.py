@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from photoscout.config import Settings
 from photoscout.database import Database
 from photoscout.errors import PhotoscoutError
 from photoscout.library.paths import like_prefix
@@ -149,6 +150,17 @@ def load(file: str | Path) -> Suite:
         manifest = root / "manifest.csv"
     return Suite(str(data.get("name") or path.stem), path, root, k, depth, sets, str(data.get("description", "")),
                  manifest)
+
+
+def user_folder(settings: Settings) -> Path:
+    """Where a user keeps their own set files: ``<home>/evalsets``."""
+    return settings.home / "evalsets"
+
+
+def default_files(settings: Settings) -> list[Path]:
+    """The user's set files (``<home>/evalsets/*.toml``), used when no file is named."""
+    folder = user_folder(settings)
+    return sorted(folder.glob("*.toml")) if folder.is_dir() else []
 
 
 def _read_manifest(suite: Suite) -> list[dict[str, str]]:

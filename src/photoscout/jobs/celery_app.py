@@ -44,7 +44,7 @@ def configure(settings: Settings) -> Celery:
 
 
 def _worker() -> Any:
-    from photoscout.jobs.runner import Worker
+    from photoscout.jobs.worker import Worker
 
     if "worker" not in _state:
         settings = _state.get("settings") or load_settings()
@@ -64,6 +64,19 @@ def drain_job(self: Any, job_id: int | None) -> dict[str, Any]:
 @worker_ready.connect
 def _recover(**_: Any) -> None:
     drain_job.delay(None)
+
+
+def run_worker(settings: Settings, *, concurrency: int = 1, loglevel: str = "INFO") -> None:
+    """Run a Celery worker in this process (blocks): it takes part in jobs queued with the celery executor."""
+    import os
+    import socket
+
+    if settings.uses_embedded_db and not settings.pgdata_dir.exists():
+        raise PhotoscoutError("this home has no database; set database_url to the library's PostgreSQL")
+    configure(settings).worker_main([
+        "worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}",
+        "--pool=solo" if concurrency == 1 else "--pool=threads", "-Q", QUEUE,
+        "-n", f"photoscout-{os.getpid()}@{socket.gethostname()}", "--without-gossip", "--without-mingle"])
 
 
 def enqueue(settings: Settings, job_id: int, tasks: int = 2) -> None:

@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from photoscout.database import Database
-from photoscout.errors import NotFound, PhotoscoutError
+from photoscout.errors import InvalidParameter, NotFound, PhotoscoutError
 from photoscout.registry import lifecycle
 
 KIND_FOR_TYPE = {"embedding": "embed", "detector": "detect", "ocr": "ocr", "captioning": "caption",
@@ -41,16 +41,16 @@ class Unit:
 def create_job(db: Database, *, kind: str, model_ref: str, missing_only: bool = False,
                sample_count: int | None = None, sample_fraction: float | None = None, seed: int = 0,
                unit_size: int = 32) -> dict[str, Any]:
+    if sample_count is not None and sample_count < 1:
+        raise InvalidParameter("a sample needs at least 1 photo", "sample_count")
+    if sample_fraction is not None and not 0 < sample_fraction <= 1:
+        raise InvalidParameter("a sample fraction must be in (0, 1]", "sample_fraction")
     model = lifecycle.get(db, model_ref)
     expected = KIND_FOR_TYPE[model.type]
     if kind != expected:
         raise PhotoscoutError(f"{model.ref} is a {model.type} model: its job kind is '{expected}', not '{kind}'")
     if model.status == "disabled":
         raise PhotoscoutError(f"{model.ref} is disabled")
-    if sample_count is not None and sample_count < 1:
-        raise PhotoscoutError("--sample must be at least 1 photo")
-    if sample_fraction is not None and not 0 < sample_fraction <= 1:
-        raise PhotoscoutError("--sample-fraction must be in (0, 1]")
     scope = {"missing_only": missing_only, "sample_count": sample_count, "sample_fraction": sample_fraction,
              "seed": seed}
     sql = "SELECT p.id FROM photos p WHERE p.status = 'ok'"
@@ -232,6 +232,15 @@ def retry_failed(db: Database, job_id: int) -> dict[str, Any]:
         conn.execute("UPDATE jobs SET failed_items = failed_items - %s, status = 'pending', finished_at = NULL, "
                      "updated_at = now() WHERE id = %s", (len(ids), job_id))
     return get_job(db, job_id)
+
+
+def candidate_model_ids(db: Database) -> list[int]:
+    """Staging embedding versions with a completed job over the whole library (awaiting evaluation/promotion)."""
+    with db.connection() as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT DISTINCT j.model_id FROM jobs j JOIN model_registry m ON m.id = j.model_id "
+            "WHERE m.status = 'staging' AND m.type = 'embedding' AND j.status = 'completed' "
+            "AND (j.scope->>'sample_count') IS NULL AND (j.scope->>'sample_fraction') IS NULL")]
 
 
 def running_model_ids(db: Database) -> list[int]:

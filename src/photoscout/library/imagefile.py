@@ -10,12 +10,13 @@ import errno
 import hashlib
 import io
 import os
-import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+from photoscout.imaging import to_rgb
 
 SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "GIF", "BMP", "MPO", "HEIF"}
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".heic", ".heif", ".hif"}
@@ -54,24 +55,6 @@ class ImageFault:
     @property
     def reason(self) -> str:
         return f"{self.kind}: {self.message}"
-
-
-_worker_configured = False
-
-
-def configure_worker(max_image_pixels: int) -> None:
-    """Process-wide Pillow settings: decompression-bomb limit (a warning past it is an error) and HEIF support."""
-    global _worker_configured
-    Image.MAX_IMAGE_PIXELS = max_image_pixels
-    warnings.simplefilter("error", Image.DecompressionBombWarning)
-    if not _worker_configured:
-        try:
-            import pillow_heif
-
-            pillow_heif.register_heif_opener()
-        except ImportError:  # pragma: no cover - pillow-heif is a dependency
-            pass
-        _worker_configured = True
 
 
 def thumbnail_relpath(content_hash: str) -> str:
@@ -178,8 +161,8 @@ def _inspect(
             thumb.thumbnail((thumb_size, thumb_size), Image.Resampling.BILINEAR, reducing_gap=2.0)
             if orientation and orientation != 1:
                 thumb = _apply_orientation(thumb, orientation)
-            if thumb.mode not in ("RGB", "L"):
-                thumb = _flatten(thumb)
+            if thumb.mode != "L":
+                thumb = to_rgb(thumb)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
             thumb.save(tmp, "JPEG", quality=82)
@@ -210,15 +193,6 @@ def _apply_orientation(im: Image.Image, orientation: int) -> Image.Image:
     for op in _TRANSPOSE.get(orientation, []):
         im = im.transpose(op)
     return im
-
-
-def _flatten(im: Image.Image) -> Image.Image:
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        bg = Image.new("RGB", rgba.size, (255, 255, 255))
-        bg.paste(rgba, mask=rgba.getchannel("A"))
-        return bg
-    return im.convert("RGB")
 
 
 def _exif_datetime(exif: Image.Exif) -> datetime | None:

@@ -28,18 +28,18 @@ from psycopg.types.json import Jsonb
 
 from photoscout.config import Settings
 from photoscout.database import Database
+from photoscout.database.schema import PHOTO_OUTPUT_TABLES
 from photoscout.errors import PhotoscoutError
-from photoscout.library.imagefile import ImageFault, ImageInfo, configure_worker, read_image
+from photoscout.imaging import configure_pillow
+from photoscout.library.imagefile import ImageFault, ImageInfo, read_image
 from photoscout.library.paths import display, folder_of, like_prefix, normalize_root
-from photoscout.library.progress import NoProgress, Progress
 from photoscout.library.walker import FoundFile, WalkIssue, walk
+from photoscout.progress import NoProgress, Progress
 
 log = logging.getLogger(__name__)
 
 SCAN_LOCK_KEY = 0x7363616E  # "scan"
 IN_PROCESS_BELOW = 16  # so few files are read without starting worker processes
-DERIVED_TABLES = ("photo_embeddings", "detections", "photo_text", "photo_captions", "photo_analysis",
-                  "photo_model_runs", "photo_features", "photo_text_embeddings")
 
 
 @dataclass
@@ -199,13 +199,13 @@ def _read_all(settings: Settings, paths: list[bytes]) -> Iterator[ImageInfo | Im
                              thumb_size=settings.thumbnail_size)
     workers = min(settings.effective_workers(), max(1, len(paths)))
     if len(paths) < IN_PROCESS_BELOW or workers == 1:
-        configure_worker(settings.max_image_pixels)
+        configure_pillow(settings.max_image_pixels)
         for p in paths:
             yield func(p)
         return
     # spawn, not fork: a forked child would share the parent's database sockets
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, initializer=configure_worker, initargs=(settings.max_image_pixels,)) as pool:
+    with ctx.Pool(workers, initializer=configure_pillow, initargs=(settings.max_image_pixels,)) as pool:
         yield from pool.imap_unordered(func, paths, chunksize=4)
 
 
@@ -296,7 +296,7 @@ class _BatchWriter:
         k = self.known.get(info.path_raw)
         if k is not None and k.content_hash is not None and k.content_hash != info.content_hash:
             # The file was edited: outputs computed from the old pixels no longer describe it.
-            for table in DERIVED_TABLES:
+            for table in PHOTO_OUTPUT_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE photo_id = %s", (k.id,))
         cols = ", ".join(_INFO_COLUMNS)
         row = conn.execute(

@@ -7,14 +7,13 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
+import psycopg
+
 from photoscout.config import Settings
-from photoscout.database import Database
+from photoscout.database import Database, indexes
+from photoscout.database.schema import OUTPUT_TABLES
 from photoscout.errors import PhotoscoutError
 from photoscout.registry import artifacts, decisions, lifecycle
-
-# Every table holding outputs of one model version, with the column naming the version.
-OUTPUT_TABLES = ("region_embeddings", "detections", "photo_embeddings", "photo_text_embeddings", "photo_analysis",
-                 "photo_text", "photo_captions", "photo_features", "fewshot_classes", "photo_model_runs")
 
 
 @dataclass
@@ -35,8 +34,6 @@ class PruneReport:
 
 
 def prune_model(db: Database, settings: Settings, ref: str, *, reason: str = "pruned by user") -> PruneReport:
-    from photoscout.search import indexes
-
     model = lifecycle.get(db, ref)
     if model.status == "active":
         raise PhotoscoutError(f"{model.ref} is the active {model.type} model; promote or roll back to another "
@@ -78,8 +75,6 @@ def prune_model(db: Database, settings: Settings, ref: str, *, reason: str = "pr
         "it was not the rollback target",
         "registry entry, history and evaluation results are kept (status disabled)",
     ])
-    import psycopg
-
     assert db.url is not None
     with psycopg.connect(db.url, autocommit=True) as conn:  # VACUUM cannot run in a transaction
         conn.execute("VACUUM (ANALYZE) photo_embeddings")  # the freed pages become reusable

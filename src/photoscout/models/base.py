@@ -1,5 +1,6 @@
 """One abstract class per model type. A model is created from its registry entry (name, version, backend,
-artifact folder, config) and loads lazily: ``load()`` runs on first use, so listing models costs nothing."""
+artifact folder, config) and loads lazily: the base class calls ``load()`` on first use, so listing models costs
+nothing and a backend only writes ``_load`` and the ``_``-prefixed work of its type."""
 
 from __future__ import annotations
 
@@ -63,6 +64,9 @@ class OcrText:
 
 
 class Model(ABC):
+    """A model from its registry entry. Nothing is read from disk until first use: each public method of the type
+    classes below loads the model (once, thread-safe) and then calls the backend's ``_``-prefixed method."""
+
     type: ClassVar[str]
 
     def __init__(self, spec: ModelSpec, runtime: RuntimeOptions) -> None:
@@ -80,7 +84,8 @@ class Model(ABC):
                 self._loaded = True
 
     @abstractmethod
-    def _load(self) -> None: ...
+    def _load(self) -> None:
+        """Read the model's files (``artifact``) and build what it runs with."""
 
     def artifact(self, key: str) -> Path:
         """The file named by ``config['files'][key]`` inside the artifact folder."""
@@ -99,16 +104,24 @@ class EmbeddingModel(Model):
     def dim(self) -> int:
         return int(self.spec.config["dim"])
 
+    def analyze_images(self, images: list[Image.Image]) -> tuple[np.ndarray, list[ImageAnalysis]]:
+        """Vectors [N, dim] and per-image analysis."""
+        self.load()
+        return self._analyze_images(images)
+
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         return self.analyze_images(images)[0]
 
-    @abstractmethod
-    def analyze_images(self, images: list[Image.Image]) -> tuple[np.ndarray, list[ImageAnalysis]]:
-        """Vectors [N, dim] and per-image analysis."""
-
-    @abstractmethod
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         """Vectors [N, dim] for queries or labels."""
+        self.load()
+        return self._embed_texts(texts)
+
+    @abstractmethod
+    def _analyze_images(self, images: list[Image.Image]) -> tuple[np.ndarray, list[ImageAnalysis]]: ...
+
+    @abstractmethod
+    def _embed_texts(self, texts: list[str]) -> np.ndarray: ...
 
     def zero_shot_scores(self, vectors: np.ndarray, prompts: dict[str, list[str]]) -> list[dict[str, float]]:
         """Softmax over categories of the best cosine similarity to each category's prompts."""
@@ -126,22 +139,34 @@ class EmbeddingModel(Model):
 class DetectorModel(Model):
     type = "detector"
 
+    def detect(self, images: list[Image.Image]) -> list[list[Region]]:
+        self.load()
+        return self._detect(images)
+
     @abstractmethod
-    def detect(self, images: list[Image.Image]) -> list[list[Region]]: ...
+    def _detect(self, images: list[Image.Image]) -> list[list[Region]]: ...
 
 
 class OcrModel(Model):
     type = "ocr"
 
+    def read(self, images: list[Image.Image]) -> list[OcrText]:
+        self.load()
+        return self._read(images)
+
     @abstractmethod
-    def read(self, images: list[Image.Image]) -> list[OcrText]: ...
+    def _read(self, images: list[Image.Image]) -> list[OcrText]: ...
 
 
 class CaptionModel(Model):
     type = "captioning"
 
+    def caption(self, images: list[Image.Image]) -> list[str]:
+        self.load()
+        return self._caption(images)
+
     @abstractmethod
-    def caption(self, images: list[Image.Image]) -> list[str]: ...
+    def _caption(self, images: list[Image.Image]) -> list[str]: ...
 
 
 class FewShotModel(Model):
@@ -149,9 +174,13 @@ class FewShotModel(Model):
 
     type = "few_shot"
 
-    @abstractmethod
     def features(self, images: list[Image.Image]) -> np.ndarray:
         """L2-normalised feature vectors [N, D]."""
+        self.load()
+        return self._features(images)
+
+    @abstractmethod
+    def _features(self, images: list[Image.Image]) -> np.ndarray: ...
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -65,8 +65,7 @@ class ConseEmbedder(EmbeddingModel):
         self.categories = imagenet.category_classes()
         self.textual = imagenet.textual_classes()
 
-    def analyze_images(self, images: list[Image.Image]) -> tuple[np.ndarray, list[ImageAnalysis]]:
-        self.load()
+    def _analyze_images(self, images: list[Image.Image]) -> tuple[np.ndarray, list[ImageAnalysis]]:
         _features, probs = self.cnn.run(images)
         return self.from_probs(probs)
 
@@ -84,6 +83,5 @@ class ConseEmbedder(EmbeddingModel):
             ))
         return vectors, analyses
 
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
-        self.load()
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
         return self.text.encode(texts)

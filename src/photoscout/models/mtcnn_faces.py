@@ -27,8 +27,7 @@ class MtcnnFaces(DetectorModel):
         self.min_face = float(self.spec.config.get("min_face_size", 20.0))
         self.min_score = float(self.spec.config.get("min_score", 0.9))
 
-    def detect(self, images: list[Image.Image]) -> list[list[Region]]:
-        self.load()
+    def _detect(self, images: list[Image.Image]) -> list[list[Region]]:
         results = []
         for im in images:
             w, h = im.size

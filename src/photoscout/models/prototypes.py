@@ -15,8 +15,7 @@ class EfficientNetPrototypes(FewShotModel):
     def _load(self) -> None:
         self.cnn = EfficientNetRunner(self.artifact("image_model"), self.runtime)
 
-    def features(self, images: list[Image.Image]) -> np.ndarray:
-        self.load()
+    def _features(self, images: list[Image.Image]) -> np.ndarray:
         feats, _probs = self.cnn.run(images)
         return l2_normalize(feats)
 

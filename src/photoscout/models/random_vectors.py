@@ -21,16 +21,14 @@ class RandomVectors(EmbeddingModel):
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         return rng.standard_normal(self.dim).astype(np.float32)
 
-    def analyze_images(self, images: list[Image.Image]) -> tuple[np.ndarray, list[ImageAnalysis]]:
-        self.load()
+    def _analyze_images(self, images: list[Image.Image]) -> tuple[np.ndarray, list[ImageAnalysis]]:
         if not images:
             return np.zeros((0, self.dim), np.float32), []
         vectors = np.stack([self._vector(im.convert("RGB").resize((16, 16)).tobytes()) for im in images])
         return l2_normalize(vectors), [ImageAnalysis(labels=[], category_scores={}, text_likelihood=0.0)
                                        for _ in images]
 
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
-        self.load()
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         return l2_normalize(np.stack([self._vector(t.encode()) for t in texts]))

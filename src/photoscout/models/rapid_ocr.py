@@ -28,8 +28,7 @@ class RapidOcr(OcrModel):
         self.engine = RapidOCR(params=params)
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
 
-    def read(self, images: list[Image.Image]) -> list[OcrText]:
-        self.load()
+    def _read(self, images: list[Image.Image]) -> list[OcrText]:
         out = []
         for im in images:
             result = self.engine(np.asarray(im.convert("RGB"))[:, :, ::-1])  # RapidOCR takes BGR arrays

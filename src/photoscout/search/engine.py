@@ -14,20 +14,21 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Any
 
 import numpy as np
+from pgvector import HalfVector
 from psycopg.rows import dict_row
 
+from photoscout.analysis import categories
 from photoscout.config import Settings
-from photoscout.database import Database
-from photoscout.errors import NotFound, PhotoscoutError
-from photoscout.jobs.outputs import ModelSet
-from photoscout.library.paths import like_prefix, normalize_root
+from photoscout.database import Database, indexes
+from photoscout.errors import InvalidParameter, NotFound, PhotoscoutError
+from photoscout.imaging import load_rgb
 from photoscout.models.base import EmbeddingModel
-from photoscout.models.imageio import load_rgb
+from photoscout.models.cache import ModelCache
 from photoscout.registry import lifecycle
+from photoscout.search.query import TEXT_CONCEPTS, Filters, ocr_terms
 
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 500
@@ -35,83 +36,6 @@ RRF_K = 60
 EXACT_BELOW = 2000  # filtered candidate sets smaller than this are scanned exactly (cheap and exact)
 OCR_WEIGHT = 0.5  # OCR text matches count half a vector rank (a receipt that says "pizza" is not a pizza)
 TEXT_MEANING_MIN = 0.3  # the embedded OCR text counts only when it is this close to the query
-# Words that name a category: the query then also ranks that category's photos (a third RRF list).
-CATEGORY_WORDS = {
-    "documents": ("receipt", "invoice", "document", "page", "letter", "bill", "form", "scan", "contract", "manual"),
-    "screenshots": ("screenshot", "screen shot", "screen capture", "error message", "dialog", "settings page"),
-    "food": ("food", "dish", "meal", "dinner", "lunch", "breakfast", "dessert", "cake", "pizza"),
-    "electronics": ("electronic", "gadget", "laptop", "computer", "phone", "camera", "headphone", "device"),
-    "people": ("person", "people", "face", "portrait", "selfie"),
-    "animals": ("animal", "pet", "dog", "cat", "bird", "wildlife"),
-    "vehicles": ("vehicle", "car", "plane", "airplane", "boat", "ship", "motorbike", "bike", "helicopter"),
-}
-
-
-# Concepts whose photos are recognised by the words printed on them.
-TEXT_CONCEPTS = {
-    "receipt": ("receipt", "total", "subtotal", "cash", "change", "tax", "invoice", "qty"),
-    "invoice": ("invoice", "total", "tax", "due", "amount"),
-    "bill": ("bill", "total", "amount", "due"),
-}
-STOPWORDS = {"the", "and", "for", "from", "with", "of", "a", "an", "in", "on", "at", "to", "my", "photo", "picture",
-             "image", "some", "this", "that"}
-
-
-def ocr_terms(text: str) -> list[str]:
-    """The words to look for in OCR text: the query's content words, plus printed words of the concepts it names."""
-    import re
-
-    words = [w for w in re.findall(r"[^\W_]+", text.lower()) if len(w) >= 3 and w not in STOPWORDS]
-    terms = list(dict.fromkeys(words))
-    for w in words:
-        for t in TEXT_CONCEPTS.get(w.rstrip("s"), ()):
-            if t not in terms:
-                terms.append(t)
-    return terms
-
-
-def categories_in(text: str) -> list[str]:
-    low = f" {text.lower()} "
-    return [c for c, words in CATEGORY_WORDS.items() if any(f" {w}" in low for w in words)]
-
-
-@dataclass
-class Filters:
-    category: str | None = None
-    after: date | None = None
-    before: date | None = None
-    path: str | None = None
-    camera: str | None = None
-    has_text: bool = False
-
-    def sql(self) -> tuple[str, list[Any]]:
-        where: list[str] = ["p.status = 'ok'"]
-        params: list[Any] = []
-        if self.category:
-            where.append("p.categories @> ARRAY[%s]::text[]")
-            params.append(self.category)
-        if self.after:
-            where.append("p.taken_at >= %s")
-            params.append(datetime.combine(self.after, datetime.min.time()))
-        if self.before:
-            where.append("p.taken_at < %s")
-            params.append(datetime.combine(self.before, datetime.min.time()))
-        if self.path:
-            import os
-
-            root = os.fsdecode(normalize_root(self.path))
-            where.append("(p.path = %s OR p.path LIKE %s)")
-            params += [root, like_prefix(root)]
-        if self.camera:
-            where.append("(coalesce(p.camera_make, '') || ' ' || coalesce(p.camera_model, '')) ILIKE %s")
-            params.append(f"%{self.camera}%")
-        if self.has_text:
-            where.append("EXISTS (SELECT 1 FROM photo_text t WHERE t.photo_id = p.id)")
-        return " AND ".join(where), params
-
-    @property
-    def active(self) -> bool:
-        return any((self.category, self.after, self.before, self.path, self.camera, self.has_text))
 
 
 @dataclass
@@ -141,10 +65,10 @@ class SearchResult:
 class SearchEngine:
     """Keeps models loaded and query embeddings cached; one per long-running process (CLI, API)."""
 
-    def __init__(self, db: Database, settings: Settings, models: ModelSet | None = None) -> None:
+    def __init__(self, db: Database, settings: Settings, models: ModelCache | None = None) -> None:
         self.db = db
         self.settings = settings
-        self.models = models or ModelSet(settings)
+        self.models = models or ModelCache(settings)
         self._cache: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
         self._probes_cache: dict[int, int] = {}
 
@@ -164,13 +88,12 @@ class SearchEngine:
         filters = filters or Filters()
         text = (text or "").strip()
         if not text and not image:
-            raise PhotoscoutError("give a text query or --image PATH")
+            raise InvalidParameter("give a text query or an image to search with", "text", "image")
         if len(text) > MAX_QUERY_CHARS:
-            raise PhotoscoutError(f"the query has {len(text)} characters; at most {MAX_QUERY_CHARS}")
+            raise InvalidParameter(f"the query has {len(text)} characters; at most {MAX_QUERY_CHARS}", "text")
         if not 1 <= limit <= MAX_LIMIT:
-            raise PhotoscoutError(f"limit must be between 1 and {MAX_LIMIT}")
-        if filters.after and filters.before and filters.after >= filters.before:
-            raise PhotoscoutError("--after must be before --before")
+            raise InvalidParameter(f"limit must be between 1 and {MAX_LIMIT}", "limit")
+        filters.check()
         reg = self._model(model_ref)
         timings: dict[str, float] = {}
         if image:
@@ -185,7 +108,7 @@ class SearchEngine:
         pool = max(limit * 3, 30)  # candidates per ranking before fusion
         vector_hits, exact = self._nearest(reg, query, filters, pool)
         category_hits: list[tuple[int, float]] = []
-        for cat in ([] if image or filters.category else categories_in(text)):
+        for cat in ([] if image or filters.category else categories.named_in(text)):
             if reg.status == "active":
                 more, _ = self._nearest(reg, query, Filters(**{**filters.__dict__, "category": cat}), pool)
             else:  # a version under evaluation is measured with its own categories
@@ -249,20 +172,14 @@ class SearchEngine:
 
     def _probes(self, reg: lifecycle.RegisteredModel) -> int:
         if reg.id not in self._probes_cache:
-            from photoscout.search import indexes
-
             found = indexes.info(self.db, reg)
             self._probes_cache[reg.id] = found["probes"] if found else indexes.MIN_PROBES
         return self._probes_cache[reg.id]
 
     def _nearest(self, reg: lifecycle.RegisteredModel, query: np.ndarray, filters: Filters,
                  limit: int, own_category: str | None = None) -> tuple[list[tuple[int, float]], bool]:
-        from photoscout.search.indexes import column
-
-        expr, _opclass = column(reg)
+        expr, _opclass = indexes.column(reg)
         if reg.config.get("storage") == "halfvec":
-            from pgvector import HalfVector
-
             q: Any = HalfVector(query)
         else:
             q = query
@@ -297,8 +214,6 @@ class SearchEngine:
                       limit: int) -> list[tuple[int, float]]:
         """Photos whose OCR text, embedded by this version's text side, is closest to the query (exact scan: only
         photos with text have such a vector)."""
-        from pgvector import HalfVector
-
         dim = int(reg.config["dim"])
         where, params = filters.sql()
         with self.db.connection() as conn:

@@ -3,9 +3,10 @@ Imported only when such a model is used; install with the ``hub`` extra."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from photoscout.errors import PhotoscoutError
+from photoscout.models.base import Model
 
 
 def torch_device(device: str) -> Any:
@@ -36,3 +37,25 @@ def features_tensor(out: Any) -> Any:
     if hasattr(out, "pooler_output") and out.pooler_output is not None:
         return out.pooler_output
     return out
+
+
+class HubModel(Model):
+    """The one loader of the transformers backends: the model class ``auto_class`` (a transformers class name), its
+    tokenizer and its image processor, all from the artifact folder, on the configured device and threads. A
+    backend sets ``auto_class`` and may read its own settings in ``_configure``."""
+
+    auto_class: ClassVar[str]
+
+    def _load(self) -> None:
+        import transformers
+
+        set_threads(self.runtime.threads)
+        folder = str(self.spec.artifact_dir)
+        self.device = torch_device(self.runtime.device)
+        self.model = getattr(transformers, self.auto_class).from_pretrained(folder).to(self.device).eval()
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+        self.processor = transformers.AutoImageProcessor.from_pretrained(folder)
+        self._configure()
+
+    def _configure(self) -> None:
+        """Backend settings read after loading (defaults: none)."""

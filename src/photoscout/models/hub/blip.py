@@ -5,25 +5,18 @@ from __future__ import annotations
 from PIL import Image
 
 from photoscout.models.base import CaptionModel
-from photoscout.models.hub import set_threads, torch_device
+from photoscout.models.hub import HubModel
 
 
-class BlipCaptioner(CaptionModel):
-    def _load(self) -> None:
-        from transformers import AutoImageProcessor, AutoTokenizer, BlipForConditionalGeneration
+class BlipCaptioner(HubModel, CaptionModel):
+    auto_class = "BlipForConditionalGeneration"
 
-        set_threads(self.runtime.threads)
-        folder = str(self.spec.artifact_dir)
-        self.device = torch_device(self.runtime.device)
-        self.model = BlipForConditionalGeneration.from_pretrained(folder).to(self.device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.processor = AutoImageProcessor.from_pretrained(folder)
+    def _configure(self) -> None:
         self.max_new_tokens = int(self.spec.config.get("max_new_tokens", 30))
 
-    def caption(self, images: list[Image.Image]) -> list[str]:
+    def _caption(self, images: list[Image.Image]) -> list[str]:
         import torch
 
-        self.load()
         out: list[str] = []
         bs = max(1, self.runtime.batch_size)
         for start in range(0, len(images), bs):

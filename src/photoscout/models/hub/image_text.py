@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from photoscout.models.base import EmbeddingModel, ImageAnalysis, l2_normalize
-from photoscout.models.hub import features_tensor, set_threads, torch_device
+from photoscout.models.hub import HubModel, features_tensor
 
 CATEGORY_PROMPTS = {
     "electronics": ["a photo of an electronic device", "a laptop", "a phone", "a camera"],
@@ -25,7 +25,9 @@ CATEGORY_PROMPTS = {
 }
 
 
-class HubImageTextEmbedder(EmbeddingModel):
+class HubImageTextEmbedder(HubModel, EmbeddingModel):
+    auto_class = "AutoModel"
+
     @classmethod
     def describe(cls, folder: Path) -> dict[str, Any]:
         """Settings read from the model's ``config.json`` (dimension, architecture, text length)."""
@@ -47,17 +49,6 @@ class HubImageTextEmbedder(EmbeddingModel):
                         "prompt": "{}"})
         return out
 
-    def _load(self) -> None:
-        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
-
-        set_threads(self.runtime.threads)
-        folder = str(self.spec.artifact_dir)
-        self.device = torch_device(self.runtime.device)
-        self.model = AutoModel.from_pretrained(folder).to(self.device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.processor = AutoImageProcessor.from_pretrained(folder)
-        self._prompt_cache: dict[str, np.ndarray] = {}
-
     def _images(self, images: list[Image.Image]) -> np.ndarray:
         import torch
 
@@ -72,17 +63,15 @@ class HubImageTextEmbedder(EmbeddingModel):
             out.append(feats.float().cpu().numpy())
         return l2_normalize(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
 
-    def analyze_images(self, images: list[Image.Image]) -> tuple[np.ndarray, list[ImageAnalysis]]:
-        self.load()
+    def _analyze_images(self, images: list[Image.Image]) -> tuple[np.ndarray, list[ImageAnalysis]]:
         vectors = self._images(images)
         scores = self.zero_shot_scores(vectors, CATEGORY_PROMPTS)
         return vectors, [ImageAnalysis(category_scores=s, text_likelihood=s.get("documents", 0.0)
                                        + s.get("screenshots", 0.0)) for s in scores]
 
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        self.load()
         prompt = str(self.spec.config.get("prompt", "{}"))
         out = []
         bs = max(1, self.runtime.batch_size)

@@ -8,28 +8,21 @@ from typing import Any
 from PIL import Image
 
 from photoscout.models.base import DetectorModel, Region
-from photoscout.models.hub import set_threads, torch_device
+from photoscout.models.hub import HubModel
 
 DEFAULT_QUERIES = ["a face", "a receipt", "a laptop", "a phone", "a screen", "a car", "a dog", "a cat", "food"]
 
 
-class OwlVitDetector(DetectorModel):
-    def _load(self) -> None:
-        from transformers import AutoImageProcessor, AutoModelForZeroShotObjectDetection, AutoTokenizer
+class OwlVitDetector(HubModel, DetectorModel):
+    auto_class = "AutoModelForZeroShotObjectDetection"
 
-        set_threads(self.runtime.threads)
-        folder = str(self.spec.artifact_dir)
-        self.device = torch_device(self.runtime.device)
-        self.model = AutoModelForZeroShotObjectDetection.from_pretrained(folder).to(self.device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.processor = AutoImageProcessor.from_pretrained(folder)
+    def _configure(self) -> None:
         self.queries: list[str] = list(self.spec.config.get("queries", DEFAULT_QUERIES))
         self.threshold = float(self.spec.config.get("threshold", 0.2))
 
-    def detect(self, images: list[Image.Image]) -> list[list[Region]]:
+    def _detect(self, images: list[Image.Image]) -> list[list[Region]]:
         import torch
 
-        self.load()
         results: list[list[Region]] = []
         for im in images:
             im = im.convert("RGB")

@@ -13,12 +13,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from photoscout.analysis import categories
+from photoscout.analysis.photos import photos_by_id
+from photoscout.analysis.runner import run_models
 from photoscout.config import Settings
-from photoscout.database import Database
+from photoscout.database import Database, indexes
 from photoscout.errors import DatabaseUnavailable
 from photoscout.jobs import store
-from photoscout.jobs.outputs import ModelSet, photos_by_id, refresh_categories, run_models
-from photoscout.library.progress import NoProgress, Progress
+from photoscout.models.cache import ModelCache
+from photoscout.progress import NoProgress, Progress
 from photoscout.registry import lifecycle
 
 log = logging.getLogger(__name__)
@@ -60,11 +63,11 @@ class Heartbeat:
 
 
 class Worker:
-    def __init__(self, db: Database, settings: Settings, *, models: ModelSet | None = None,
+    def __init__(self, db: Database, settings: Settings, *, models: ModelCache | None = None,
                  owner: str | None = None, db_wait_seconds: float = 600.0) -> None:
         self.db = db
         self.settings = settings
-        self.models = models or ModelSet(settings)
+        self.models = models or ModelCache(settings)
         self.owner = owner or store.worker_id()
         self.db_wait_seconds = db_wait_seconds
         self._registered: dict[int, lifecycle.RegisteredModel] = {}
@@ -111,8 +114,6 @@ class Worker:
 
     def _index_completed(self, job_ids: set[int]) -> None:
         """When an embedding job is complete, its version gets its vector index (built concurrently)."""
-        from photoscout.search import indexes
-
         for job_id in job_ids:
             job = store.get_job(self.db, job_id)
             if job["status"] == "completed" and job["kind"] == "embed":
@@ -145,6 +146,6 @@ class Worker:
             store.fail_unit(self.db, unit, self.owner, f"{type(exc).__name__}: {exc}")
             return 0, len(unit.photo_ids)
         if reg.status == "active" or reg.type == "embedding":  # an embedding version has its own categories
-            refresh_categories(self.db, list(present))
+            categories.refresh(self.db, list(present))
         failed = int(result.get("failed", 0))
         return len(unit.photo_ids) - failed, failed

@@ -8,11 +8,15 @@ from typing import Any
 import numpy as np
 from psycopg.rows import dict_row
 
+from photoscout.analysis import categories
+from photoscout.analysis.photos import photos_by_id
+from photoscout.analysis.runner import run_models
+from photoscout.analysis.store import as_array
 from photoscout.config import Settings
 from photoscout.database import Database
 from photoscout.errors import NotFound, PhotoscoutError
-from photoscout.jobs.outputs import ModelSet, as_array, photos_by_id, refresh_categories, run_models
 from photoscout.library import catalog
+from photoscout.models.cache import ModelCache
 from photoscout.models.prototypes import prototype
 from photoscout.registry import lifecycle
 
@@ -25,7 +29,7 @@ def _active_model(db: Database) -> lifecycle.RegisteredModel:
 
 
 def create_class(db: Database, settings: Settings, name: str, examples: list[str],
-                 threshold: float | None = None, models: ModelSet | None = None) -> dict[str, Any]:
+                 threshold: float | None = None, models: ModelCache | None = None) -> dict[str, Any]:
     if not name.strip() or len(name) > 60:
         raise PhotoscoutError("a class name needs 1 to 60 characters")
     if not examples:
@@ -37,7 +41,7 @@ def create_class(db: Database, settings: Settings, name: str, examples: list[str
                                            "photo_id = ANY(%s)", (model.id, ids))}
     missing = [i for i in ids if i not in have]
     if missing:  # examples the model has not seen yet: compute their features now
-        run_models(db, settings, models or ModelSet(settings), [model], photos_by_id(db, missing))
+        run_models(db, settings, models or ModelCache(settings), [model], photos_by_id(db, missing))
     with db.connection() as conn:
         feats = [as_array(r[0]) for r in conn.execute(
             "SELECT features FROM photo_features WHERE model_id = %s AND photo_id = ANY(%s)", (model.id, ids))]
@@ -52,7 +56,7 @@ def create_class(db: Database, settings: Settings, name: str, examples: list[str
             "threshold = EXCLUDED.threshold, example_ids = EXCLUDED.example_ids, updated_at = now()",
             (name, model.id, proto, thr, ids))
         all_ids = [r[0] for r in conn.execute("SELECT id FROM photos WHERE status = 'ok'")]
-    refresh_categories(db, all_ids)
+    categories.refresh(db, all_ids)
     return {"name": name, "model": model.ref, "threshold": thr, "examples": ids, "members": members(db, name)}
 
 
@@ -76,4 +80,4 @@ def remove_class(db: Database, name: str) -> None:
         if not deleted:
             raise NotFound(f"no few-shot class {name!r}")
         ids = [r[0] for r in conn.execute("SELECT id FROM photos WHERE %s = ANY(categories)", (name,))]
-    refresh_categories(db, ids)
+    categories.refresh(db, ids)

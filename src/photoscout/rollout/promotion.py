@@ -6,7 +6,8 @@
    ``promotion_max_latency_ratio`` of the active one's;
 
 or when the user forces it with a reason. Every decision - passed, refused, forced - goes to the decision log;
-promotion itself is ``lifecycle.activate`` (one transaction: registry, then categories) so the history records it.
+the switch itself is ``activation.make_active`` (one transaction: registry and categories), so the history
+records it.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Any
 
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.errors import PhotoscoutError
-from photoscout.evaluation import runner
+from photoscout.errors import InvalidParameter, PhotoscoutError
+from photoscout.evaluation import report, results
 from photoscout.registry import decisions, lifecycle
 from photoscout.registry.lifecycle import RegisteredModel
+from photoscout.rollout.activation import make_active
 
 LATENCY_SLACK_MS = 10.0
 
@@ -57,7 +59,7 @@ class GateResult:
 
     def summary(self) -> str:
         if self.passed:
-            better = [c["set"] for c in self.compared if c["delta"].get("ndcg", 0) > 0 and c["set"] != runner.OVERALL]
+            better = [c["set"] for c in self.compared if c["delta"].get("ndcg", 0) > 0 and c["set"] != results.OVERALL]
             return (f"gate passed: no regression on {len(self.compared) - 1} set(s) against {self.active}"
                     + (f"; better nDCG on {', '.join(better)}" if better else ""))
         return "gate refused: " + "; ".join(self.problems)
@@ -95,7 +97,7 @@ def check(db: Database, settings: Settings, ref: str) -> GateResult:
                     f"(run: photoscout jobs start embed --model {candidate.ref} --missing-only)")
     if current is None:
         return gate
-    rows = [r for r in runner.latest(db, candidate) if r["set_name"] != runner.OVERALL]
+    rows = [r for r in results.latest(db, candidate) if r["set_name"] != results.OVERALL]
     if not rows:
         gate.refuse(f"{candidate.ref} has not been evaluated (run: photoscout eval run --model {candidate.ref} "
                     "--compare-active)")
@@ -105,21 +107,21 @@ def check(db: Database, settings: Settings, ref: str) -> GateResult:
     if rows[0]["coverage"] < 1.0:
         gate.refuse(f"its latest evaluation (session {cand_session}) ran when it covered only "
                     f"{rows[0]['coverage']:.0%} of the photos; evaluate it again")
-    overall = next(r for r in runner.session_rows(db, cand_session) if r["set_name"] == runner.OVERALL)
+    overall = next(r for r in results.session_rows(db, cand_session) if r["set_name"] == results.OVERALL)
     for row in rows + [overall]:
         # prefer the active version's results timed side by side with the candidate's (eval run --compare-active)
         paired = row["resources"].get("measured_with", {}).get(current.ref)
-        base = runner.matching(db, current, row["set_digest"], paired)
+        base = results.matching(db, current, row["set_digest"], paired)
         if base is None:
-            if row["set_name"] != runner.OVERALL:
+            if row["set_name"] != results.OVERALL:
                 gate.refuse(f"{current.ref} has no evaluation on the same set {row['suite']}/{row['set_name']} "
                             f"(run: photoscout eval run --model {candidate.ref} --compare-active)")
             continue
         gate.sessions.setdefault(current.ref, base["session"])
         gate.k = row["k"]
-        compared = runner.compare(row["set_name"], row["metrics"], base["metrics"], settings.promotion_max_drop)
+        compared = report.compare(row["set_name"], row["metrics"], base["metrics"], settings.promotion_max_drop)
         gate.compared.append(compared)
-        if row["set_name"] == runner.OVERALL:
+        if row["set_name"] == results.OVERALL:
             p95, base_p95 = row["latency"].get("p95", 0.0), base["latency"].get("p95", 0.0)
             if base_p95 and p95 > base_p95 * settings.promotion_max_latency_ratio and p95 - base_p95 > LATENCY_SLACK_MS:
                 gate.regressions.append({"set": "latency", "metric": "p95_ms", "active": base_p95, "candidate": p95,
@@ -143,7 +145,8 @@ def promote(db: Database, settings: Settings, ref: str, *, force: bool = False,
             reason: str | None = None) -> tuple[RegisteredModel, GateResult]:
     """Run the gate; activate when it passes (or when forced with a reason). Refusals raise ``PromotionRefused``."""
     if force and not (reason and reason.strip()):
-        raise PhotoscoutError("--force needs --reason: the decision log keeps why the gate was overridden")
+        raise InvalidParameter("forcing a promotion past the gate needs a reason: the decision log keeps why the "
+                               "gate was overridden", "reason")
     gate = check(db, settings, ref)
     candidate = lifecycle.get(db, ref)
     if candidate.status == "active":
@@ -152,7 +155,7 @@ def promote(db: Database, settings: Settings, ref: str, *, force: bool = False,
         raise PhotoscoutError(gate.problems[0])
     evidence = [f"evaluation sessions: {', '.join(f'{m} {s}' for m, s in gate.sessions.items())}"] \
         if gate.sessions else []
-    table = runner.markdown(gate.compared, gate.k) if gate.compared else None
+    table = report.markdown(gate.compared, gate.k) if gate.compared else None
     if not gate.passed and not force:
         decisions.append(settings, f"promotion of {candidate.ref} refused",
                          [f"active stays: {gate.active}", *gate.problems, *evidence,
@@ -160,7 +163,8 @@ def promote(db: Database, settings: Settings, ref: str, *, force: bool = False,
         raise PromotionRefused(gate.summary(), gate)
     why = (f"forced past the gate: {reason} ({'; '.join(gate.problems)})" if not gate.passed
            else gate.summary() + (f"; {reason}" if reason else ""))
-    promoted = lifecycle.activate(db, settings, candidate.ref, reason=f"promoted: {why}", log=False)
+    make_active(db, settings, candidate, f"promoted: {why}")
+    promoted = lifecycle.get(db, candidate.ref)
     target = lifecycle.rollback_target(db, candidate.type, candidate.purpose)
     title = f"promoted {candidate.ref} ({candidate.type})" + (" — FORCED past the gate" if not gate.passed else "")
     decisions.append(settings, title, [

@@ -15,18 +15,31 @@ from __future__ import annotations
 import json
 import logging
 import math
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
 
 from photoscout.database import Database
-from photoscout.registry.lifecycle import RegisteredModel
 
 log = logging.getLogger(__name__)
 MIN_PROBES = 10
 
 
-def column(model: RegisteredModel) -> tuple[str, str]:
+class Version(Protocol):
+    """What an index needs to know of a model version (a registry entry has it)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def config(self) -> dict[str, Any]: ...
+
+
+def column(model: Version) -> tuple[str, str]:
     """The SQL expression holding a version's vectors and its cosine operator class: ``storage = "halfvec"`` in a
     version's config keeps half-precision vectors (half the bytes in table and index)."""
     dim = int(model.config["dim"])
@@ -35,7 +48,7 @@ def column(model: RegisteredModel) -> tuple[str, str]:
     return f"(embedding::vector({dim}))", "vector_cosine_ops"
 
 
-def index_name(model: RegisteredModel) -> str:
+def index_name(model: Version) -> str:
     return f"photo_embeddings_ivf_m{model.id}"
 
 
@@ -47,7 +60,7 @@ def probes_for(lists: int) -> int:
     return min(lists, max(MIN_PROBES, lists // 8))
 
 
-def info(db: Database, model: RegisteredModel) -> dict[str, int] | None:
+def info(db: Database, model: Version) -> dict[str, int] | None:
     """``{"rows", "lists", "probes"}`` of a valid index, None when there is none."""
     with db.connection() as conn:
         row = conn.execute("SELECT i.indisvalid, obj_description(c.oid, 'pg_class') FROM pg_index i "
@@ -62,11 +75,11 @@ def info(db: Database, model: RegisteredModel) -> dict[str, int] | None:
         return {"rows": 0, "lists": 1, "probes": 1}
 
 
-def exists(db: Database, model: RegisteredModel) -> bool:
+def exists(db: Database, model: Version) -> bool:
     return info(db, model) is not None
 
 
-def ensure(db: Database, model: RegisteredModel) -> bool:
+def ensure(db: Database, model: Version) -> bool:
     """Build the version's index if it is missing, invalid (an interrupted build) or built on less than half of the
     version's rows. True if built now."""
     if model.type != "embedding":
@@ -96,14 +109,14 @@ def ensure(db: Database, model: RegisteredModel) -> bool:
     return True
 
 
-def size_bytes(db: Database, model: RegisteredModel) -> int:
+def size_bytes(db: Database, model: Version) -> int:
     with db.connection() as conn:
         row = conn.execute("SELECT pg_relation_size(c.oid) FROM pg_class c WHERE c.relname = %s",
                            (index_name(model),)).fetchone()
     return int(row[0]) if row else 0
 
 
-def drop(db: Database, model: RegisteredModel) -> None:
+def drop(db: Database, model: Version) -> None:
     assert db.url is not None
     with psycopg.connect(db.url, autocommit=True) as conn:
         conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {index_name(model)}")

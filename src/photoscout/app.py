@@ -1,0 +1,293 @@
+"""The core entry: one ``Photoscout`` object holds the settings, the database (opened on first use) and the
+loaded-model cache, and offers every operation. The faces (the CLI, later the HTTP API and web pages) only parse,
+call one of these methods and format the result; a rule lives in the package that owns it, never in a face.
+
+    with Photoscout.open(home) as ps:
+        ps.index(["~/Pictures"])
+        hits = ps.search("receipt from the hardware store").hits
+
+A long-running server keeps one warm (models and query embeddings stay loaded); the CLI makes one per command.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from photoscout.analysis import fewshot
+from photoscout.analysis.photos import done_count
+from photoscout.config import Settings, load_settings
+from photoscout.database import Database, migrations, redact
+from photoscout.database.embedded import EmbeddedServer
+from photoscout.errors import PhotoscoutError
+from photoscout.evaluation import results, runner
+from photoscout.jobs import celery_app, executors, store
+from photoscout.jobs.enrich import EnrichSummary, enrich
+from photoscout.jobs.executors import Dispatched
+from photoscout.library import catalog, scanner
+from photoscout.library.scanner import ScanSummary
+from photoscout.maintenance.prune import PruneReport, prune_model
+from photoscout.models.cache import ModelCache
+from photoscout.progress import Progress
+from photoscout.registry import artifacts, builtin, decisions, lifecycle, local
+from photoscout.registry.lifecycle import RegisteredModel
+from photoscout.rollout import activation, promotion
+from photoscout.search.engine import SearchEngine, SearchResult
+from photoscout.search.query import Filters
+
+
+class Photoscout:
+    def __init__(self, settings: Settings, *, db: Database | None = None) -> None:
+        self.settings = settings
+        self._db = db
+        self._owns_db = db is None
+        self.models = ModelCache(settings)
+        self._engine: SearchEngine | None = None
+
+    @classmethod
+    def open(cls, home: Path | str | None = None, **overrides: Any) -> Photoscout:
+        """Settings from ``home`` (``config.toml``, ``PHOTOSCOUT_*``, ``overrides``); nothing is started yet."""
+        return cls(load_settings(home, **overrides))
+
+    @property
+    def db(self) -> Database:
+        """The database, opened (embedded server started, migrations applied) on first use."""
+        if self._db is None:
+            self.settings.ensure_dirs()
+            self._db = Database(self.settings).open()
+        return self._db
+
+    def close(self) -> None:
+        if self._owns_db and self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> Photoscout:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- the library ----------------------------------------------------------------------------------
+    def index(self, paths: Sequence[str | os.PathLike[str]], *, run_models: bool = True,
+              progress: Progress | None = None) -> tuple[ScanSummary, EnrichSummary | None]:
+        """Scan folders into the library, then (unless ``run_models`` is false) run the models new photos need."""
+        summary = scanner.scan(self.db, self.settings, paths, progress)
+        enriched = enrich(self.db, self.settings, models=self.models, progress=progress) if run_models else None
+        return summary, enriched
+
+    def status(self) -> dict[str, Any]:
+        return {**catalog.status(self.db), "database": self.db.describe()}
+
+    def photos(self, *, which: str = "ok", limit: int = 50, offset: int = 0,
+               folder: str | None = None) -> list[dict[str, Any]]:
+        return catalog.list_photos(self.db, which=which, limit=limit, offset=offset, folder=folder)
+
+    def photo(self, ref: str | int) -> dict[str, Any]:
+        return catalog.get_photo(self.db, ref)
+
+    def search(self, text: str | None = None, *, image: str | None = None, limit: int = 20,
+               filters: Filters | None = None, model: str | None = None) -> SearchResult:
+        if self._engine is None:
+            self._engine = SearchEngine(self.db, self.settings, self.models)
+        return self._engine.search(text, image=image, limit=limit, filters=filters, model_ref=model)
+
+    # -- settings and the database ----------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        data = self.settings.model_dump(mode="json")
+        data.update(config_file=str(self.settings.config_file), data_dir=str(self.settings.data_dir),
+                    models_dir=str(self.settings.models_dir))
+        return data
+
+    def db_status(self) -> dict[str, Any]:
+        info = self.db.describe()
+        with self.db.connection() as conn:
+            info["migrations_applied"] = sorted(migrations.applied(conn))
+            info["migrations_pending"] = [m.version for m in migrations.pending(conn)]
+        info["pgdata"] = str(self.settings.pgdata_dir) if self.settings.uses_embedded_db else None
+        return info
+
+    def _embedded(self) -> EmbeddedServer:
+        if not self.settings.uses_embedded_db:
+            raise PhotoscoutError("a database URL is configured; the embedded server is not used")
+        return EmbeddedServer(self.settings.pgdata_dir, port=self.settings.embedded_port, keep_running=True)
+
+    def db_start(self) -> str:
+        """Start the embedded server and leave it running; its URL (password hidden)."""
+        server = self._embedded()
+        server.acquire()
+        return redact(server.url("photoscout"))
+
+    def db_stop(self) -> bool:
+        """Stop the embedded server cleanly; False when it was not running."""
+        server = self._embedded()
+        if not server.is_running():
+            return False
+        server.stop_server()
+        return True
+
+    def db_url(self) -> str:
+        if self.settings.database_url:
+            return redact(self.settings.database_url)
+        return self._embedded().url("photoscout")
+
+    # -- models -------------------------------------------------------------------------------------------
+    def models_list(self, type_: str | None = None) -> list[dict[str, Any]]:
+        return [lifecycle.describe(self.settings, m) for m in lifecycle.list_models(self.db, type_=type_)]
+
+    def model(self, ref: str) -> RegisteredModel:
+        return lifecycle.get(self.db, ref)
+
+    def model_details(self, ref: str) -> dict[str, Any]:
+        """A model's entry, artifacts (files, sizes, SHA-256, source), history and the photos it has run on."""
+        m = lifecycle.get(self.db, ref)
+        return {**lifecycle.describe(self.settings, m, files=True), "history": lifecycle.history(self.db, m.ref),
+                "photos_done": done_count(self.db, m.id)}
+
+    def install_builtin(self, refs: list[str] | None = None, *, wheels_dir: Path | None = None,
+                        activate: bool = True, progress: Progress | None = None) -> list[dict[str, Any]]:
+        """Install the built-in offline models (the defaults, or ``refs``); a default becomes active where its
+        type has no active model yet (candidates stay in staging, for the gate)."""
+        report = builtin.install(self.db, self.settings, wheels_dir=wheels_dir, progress=progress, refs=refs)
+        for entry in report:
+            if activate and entry["default"] and activation.activate_if_first(
+                    self.db, self.settings, entry["model"], reason="install-builtin: first model of its type"):
+                entry.update(action=entry["action"] + ", activated", status="active")
+        return report
+
+    def register(self, ref: str, source_dir: Path, *, type_: str, backend: str, config: dict[str, Any] | None = None,
+                 purpose: str = "default") -> tuple[RegisteredModel, str]:
+        return local.register_folder(self.db, self.settings, ref=ref, source_dir=source_dir, type_=type_,
+                                     backend=backend, config=config, purpose=purpose)
+
+    def pull(self, repo_id: str, ref: str, *, type_: str, backend: str, revision: str | None = None
+             ) -> RegisteredModel:
+        return local.pull(self.db, self.settings, repo_id=repo_id, ref=ref, type_=type_, backend=backend,
+                          revision=revision)
+
+    def verify(self, ref: str) -> tuple[RegisteredModel, list[artifacts.Problem]]:
+        return lifecycle.verify(self.db, self.settings, ref)
+
+    def activate(self, ref: str, *, reason: str = "activated by user") -> RegisteredModel:
+        """Activate a model; replacing an active embedding model is refused (use ``promote``)."""
+        return activation.activate(self.db, self.settings, ref, reason=reason)
+
+    def deprecate(self, ref: str, *, reason: str = "deprecated by user") -> RegisteredModel:
+        return lifecycle.deprecate(self.db, ref, reason=reason)
+
+    def disable(self, ref: str, *, reason: str = "disabled by user") -> RegisteredModel:
+        return lifecycle.disable(self.db, ref, reason=reason)
+
+    def rollback(self, type_: str = "embedding", purpose: str = "default", *,
+                 reason: str = "rollback by user") -> tuple[RegisteredModel, RegisteredModel]:
+        return activation.rollback(self.db, self.settings, type_, purpose, reason=reason)
+
+    def promotion_check(self, ref: str) -> promotion.GateResult:
+        """What the gate would decide (nothing changes)."""
+        return promotion.check(self.db, self.settings, ref)
+
+    def promote(self, ref: str, *, force: bool = False, reason: str | None = None
+                ) -> tuple[RegisteredModel, promotion.GateResult]:
+        """Through the gate; ``PromotionRefused`` when it says no (unless forced with a reason)."""
+        return promotion.promote(self.db, self.settings, ref, force=force, reason=reason)
+
+    def prune(self, ref: str, *, reason: str = "pruned by user") -> PruneReport:
+        return prune_model(self.db, self.settings, ref, reason=reason)
+
+    def history(self, ref: str | None = None) -> list[dict[str, Any]]:
+        return lifecycle.history(self.db, ref)
+
+    # -- few-shot classes ---------------------------------------------------------------------------------
+    def add_class(self, name: str, examples: list[str], threshold: float | None = None) -> dict[str, Any]:
+        return fewshot.create_class(self.db, self.settings, name, examples, threshold, models=self.models)
+
+    def classes(self) -> list[dict[str, Any]]:
+        return fewshot.list_classes(self.db)
+
+    def remove_class(self, name: str) -> None:
+        fewshot.remove_class(self.db, name)
+
+    # -- jobs ---------------------------------------------------------------------------------------------
+    def create_job(self, kind: str, model: str, *, missing_only: bool = False, sample_count: int | None = None,
+                   sample_fraction: float | None = None, seed: int = 0) -> dict[str, Any]:
+        """A job over all photos, a seeded sample, or those missing the model's output (not started)."""
+        return store.create_job(self.db, kind=kind, model_ref=model, missing_only=missing_only,
+                                sample_count=sample_count, sample_fraction=sample_fraction, seed=seed,
+                                unit_size=self.settings.job_unit_size)
+
+    def run_job(self, job_id: int, *, executor: str = "local", tasks: int = 2,
+                progress: Progress | None = None) -> tuple[dict[str, Any], Dispatched | None]:
+        """Hand a job to the executor (nothing to do for a completed one); the job as it stands after that, and
+        what the executor did."""
+        dispatched = None
+        if store.get_job(self.db, job_id)["status"] != "completed":
+            dispatched = executors.dispatch(self.db, self.settings, job_id, executor, tasks=tasks,
+                                            models=self.models, progress=progress)
+        return store.get_job(self.db, job_id), dispatched
+
+    def start_job(self, kind: str, model: str, *, executor: str = "local", tasks: int = 2,
+                  progress: Progress | None = None, **scope: Any) -> tuple[dict[str, Any], Dispatched | None]:
+        """``create_job`` (``scope``: missing_only, sample_count, sample_fraction, seed), then ``run_job``."""
+        job = self.create_job(kind, model, **scope)
+        return self.run_job(job["id"], executor=executor, tasks=tasks, progress=progress)
+
+    def run_jobs(self, job_id: int | None = None, *, progress: Progress | None = None) -> list[dict[str, Any]]:
+        """Work through one job (or every job with work left) in this process; then how they stand."""
+        executors.run_local(self.db, self.settings, job_id, models=self.models, progress=progress)
+        return [store.get_job(self.db, job_id)] if job_id else store.list_jobs(self.db, limit=10)
+
+    def jobs(self, limit: int = 50) -> list[dict[str, Any]]:
+        return store.list_jobs(self.db, limit=limit)
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return store.get_job(self.db, job_id)
+
+    def resume_job(self, job_id: int, *, executor: str = "local", tasks: int = 2,
+                   progress: Progress | None = None) -> tuple[dict[str, Any], Dispatched | None]:
+        """A cancelled, failed or interrupted job goes on where it stopped."""
+        store.set_status(self.db, job_id, "resume")
+        return self.run_job(job_id, executor=executor, tasks=tasks, progress=progress)
+
+    def cancel_job(self, job_id: int) -> dict[str, Any]:
+        return store.set_status(self.db, job_id, "cancelled")
+
+    def retry_failed(self, job_id: int, *, executor: str = "local", progress: Progress | None = None
+                     ) -> tuple[dict[str, Any], Dispatched | None]:
+        """The photos that failed go back into the job, which runs again."""
+        store.retry_failed(self.db, job_id)
+        return self.run_job(job_id, executor=executor, tasks=1, progress=progress)
+
+    def worker(self, *, concurrency: int = 1, loglevel: str = "INFO") -> None:
+        """Be a Celery worker (blocks)."""
+        celery_app.run_worker(self.settings, concurrency=concurrency, loglevel=loglevel)
+
+    # -- evaluation ---------------------------------------------------------------------------------------
+    def evaluate(self, model: str, set_files: Sequence[Path] | None = None, *, compare_active: bool = False,
+                 k: int | None = None, measure_resources: bool = True, progress: Progress | None = None,
+                 warn: Callable[[str], None] | None = None) -> list[runner.SuiteRun]:
+        if self._engine is None:
+            self._engine = SearchEngine(self.db, self.settings, self.models)
+        return runner.run(self.db, self.settings, model, set_files, compare_active=compare_active, k=k,
+                          measure_resources=measure_resources, engine=self._engine, progress=progress, warn=warn)
+
+    def evaluations(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Stored evaluation sessions, newest first (overall metrics)."""
+        return results.sessions(self.db, lifecycle.get(self.db, model) if model else None)
+
+    def evaluation(self, session: str) -> list[dict[str, Any]]:
+        """One session: a row per set (and ``*overall*``), each with its queries."""
+        rows = results.session_rows(self.db, session)
+        if not rows:
+            raise PhotoscoutError(f"no evaluation session {session!r} (see 'photoscout eval list')")
+        queries = results.session_queries(self.db, [r["id"] for r in rows])
+        return [{**r, "queries": [{"query": q, **m} for q, m in queries[r["id"]]]} for r in rows]
+
+    def decision_log(self, tail: int = 0) -> str:
+        return decisions.read(self.settings, tail=tail)
+
+    def decision_log_path(self) -> Path:
+        return decisions.path(self.settings)

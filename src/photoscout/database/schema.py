@@ -1,0 +1,11 @@
+"""Facts about the schema (``sql/``) that code in several places relies on, written down once."""
+
+from __future__ import annotations
+
+# Every table holding what one model version produced, each with a ``model_id`` column naming the version; in an
+# order that deletes children before parents. All but ``MODEL_LEVEL_TABLES`` also have a ``photo_id``: those rows
+# describe one photo. The scanner (a file's pixels changed), prune (a version goes) and disk accounting use this list.
+OUTPUT_TABLES = ("region_embeddings", "detections", "photo_embeddings", "photo_text_embeddings", "photo_analysis",
+                 "photo_text", "photo_captions", "photo_features", "fewshot_classes", "photo_model_runs")
+MODEL_LEVEL_TABLES = ("fewshot_classes",)  # a few-shot class belongs to the version that made its prototype
+PHOTO_OUTPUT_TABLES = tuple(t for t in OUTPUT_TABLES if t not in MODEL_LEVEL_TABLES)

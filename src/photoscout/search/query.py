@@ -1,0 +1,74 @@
+"""What a query asks besides its meaning: the words to look for in OCR text (with the printed words of concepts
+such as receipts) and the filters (category, dates, folder, camera, has text) as SQL over ``photos p``."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from photoscout.errors import InvalidParameter
+from photoscout.library.paths import like_prefix, normalize_root
+
+# Concepts whose photos are recognised by the words printed on them.
+TEXT_CONCEPTS = {
+    "receipt": ("receipt", "total", "subtotal", "cash", "change", "tax", "invoice", "qty"),
+    "invoice": ("invoice", "total", "tax", "due", "amount"),
+    "bill": ("bill", "total", "amount", "due"),
+}
+STOPWORDS = {"the", "and", "for", "from", "with", "of", "a", "an", "in", "on", "at", "to", "my", "photo", "picture",
+             "image", "some", "this", "that"}
+
+
+def ocr_terms(text: str) -> list[str]:
+    """The words to look for in OCR text: the query's content words, plus printed words of the concepts it names."""
+    words = [w for w in re.findall(r"[^\W_]+", text.lower()) if len(w) >= 3 and w not in STOPWORDS]
+    terms = list(dict.fromkeys(words))
+    for w in words:
+        for t in TEXT_CONCEPTS.get(w.rstrip("s"), ()):
+            if t not in terms:
+                terms.append(t)
+    return terms
+
+
+@dataclass
+class Filters:
+    category: str | None = None
+    after: date | None = None
+    before: date | None = None
+    path: str | None = None
+    camera: str | None = None
+    has_text: bool = False
+
+    def sql(self) -> tuple[str, list[Any]]:
+        where: list[str] = ["p.status = 'ok'"]
+        params: list[Any] = []
+        if self.category:
+            where.append("p.categories @> ARRAY[%s]::text[]")
+            params.append(self.category)
+        if self.after:
+            where.append("p.taken_at >= %s")
+            params.append(datetime.combine(self.after, datetime.min.time()))
+        if self.before:
+            where.append("p.taken_at < %s")
+            params.append(datetime.combine(self.before, datetime.min.time()))
+        if self.path:
+            root = os.fsdecode(normalize_root(self.path))
+            where.append("(p.path = %s OR p.path LIKE %s)")
+            params += [root, like_prefix(root)]
+        if self.camera:
+            where.append("(coalesce(p.camera_make, '') || ' ' || coalesce(p.camera_model, '')) ILIKE %s")
+            params.append(f"%{self.camera}%")
+        if self.has_text:
+            where.append("EXISTS (SELECT 1 FROM photo_text t WHERE t.photo_id = p.id)")
+        return " AND ".join(where), params
+
+    def check(self) -> None:
+        if self.after and self.before and self.after >= self.before:
+            raise InvalidParameter("the 'after' date must be before the 'before' date", "after", "before")
+
+    @property
+    def active(self) -> bool:
+        return any((self.category, self.after, self.before, self.path, self.camera, self.has_text))
