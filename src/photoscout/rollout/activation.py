@@ -43,9 +43,9 @@ def activate(db: Database, settings: Settings, ref: str, *, reason: str = "activ
         return model
     current = lifecycle.active(db, model.type, model.purpose)
     if model.type == "embedding" and current is not None:
-        raise PhotoscoutError(f"{current.ref} is the active embedding model: replace it with 'photoscout models "
-                              f"promote {model.ref}' (checked against the evaluation sets), or "
-                              "'--force --reason ...' there")
+        raise PhotoscoutError(f"{current.ref} is the active embedding model: replace it through the evaluation "
+                              f"gate with 'photoscout models promote {model.ref}' (a promotion can be forced, "
+                              "with a reason)")
     before = make_active(db, settings, model, reason)
     decisions.append(settings, f"activated {model.ref} ({model.type})", [
         f"reason: {reason}",
