@@ -272,7 +272,7 @@ def test_database_restart_mid_job(tmp_path: Path, builtin_wheels: Path) -> None:
             if row and row[0] >= 4:
                 break
             time.sleep(0.05)
-        server.stop_server()
+        server.stop(force=True)
         time.sleep(3)
         server.acquire()  # start again
         out, err = proc.communicate(timeout=300)
@@ -282,7 +282,7 @@ def test_database_restart_mid_job(tmp_path: Path, builtin_wheels: Path) -> None:
     finally:
         server.keep_running = False
         server.release()
-        server.stop_server()
+        server.stop(force=True)
     _ = uuid
 
 

@@ -17,8 +17,8 @@ from photoscout.database import Database
 from photoscout.errors import PhotoscoutError
 from photoscout.jobs.enrich import enrich
 from photoscout.library import catalog, scanner
-from photoscout.models import factory
-from photoscout.registry import artifacts, builtin, lifecycle
+from photoscout.models import artifacts, factory
+from photoscout.registry import builtin, lifecycle
 from photoscout.rollout import activation
 from tests.conftest import DATASET, _new_database, run_cli, sample_rows
 

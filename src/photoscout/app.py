@@ -19,20 +19,21 @@ from typing import Any
 
 from photoscout.analysis import fewshot
 from photoscout.analysis.photos import done_count
-from photoscout.config import Settings, load_settings
-from photoscout.database import Database, migrations, redact
+from photoscout.config import Settings, hide_password, load_settings
+from photoscout.database import EMBEDDED_DB_NAME, Database, migrations, redact
 from photoscout.database.embedded import EmbeddedServer
 from photoscout.errors import PhotoscoutError
 from photoscout.evaluation import results, runner
-from photoscout.jobs import celery_app, executors, store
+from photoscout.jobs import executors, store
 from photoscout.jobs.enrich import EnrichSummary, enrich
 from photoscout.jobs.executors import Dispatched
 from photoscout.library import catalog, scanner
 from photoscout.library.scanner import ScanSummary
 from photoscout.maintenance.prune import PruneReport, prune_model
+from photoscout.models import artifacts
 from photoscout.models.cache import ModelCache
 from photoscout.progress import Progress
-from photoscout.registry import artifacts, builtin, decisions, lifecycle, local
+from photoscout.registry import builtin, decisions, lifecycle, local
 from photoscout.registry.lifecycle import RegisteredModel
 from photoscout.rollout import activation, promotion
 from photoscout.search.engine import SearchEngine, SearchResult
@@ -73,10 +74,11 @@ class Photoscout:
         self.close()
 
     # -- the library ----------------------------------------------------------------------------------
-    def index(self, paths: Sequence[str | os.PathLike[str]], *, run_models: bool = True,
+    def index(self, paths: Sequence[str | os.PathLike[str]], *, run_models: bool = True, retry_errors: bool = False,
               progress: Progress | None = None) -> tuple[ScanSummary, EnrichSummary | None]:
-        """Scan folders into the library, then (unless ``run_models`` is false) run the models new photos need."""
-        summary = scanner.scan(self.db, self.settings, paths, progress)
+        """Scan folders into the library (``retry_errors``: read unreadable files again), then (unless
+        ``run_models`` is false) run the models new photos need."""
+        summary = scanner.scan(self.db, self.settings, paths, progress, retry_errors=retry_errors)
         enriched = enrich(self.db, self.settings, models=self.models, progress=progress) if run_models else None
         return summary, enriched
 
@@ -98,7 +100,12 @@ class Photoscout:
 
     # -- settings and the database ----------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
+        """The effective settings, passwords hidden."""
         data = self.settings.model_dump(mode="json")
+        if data["database_url"]:
+            data["database_url"] = redact(data["database_url"])
+        if data["broker_url"]:
+            data["broker_url"] = hide_password(data["broker_url"])
         data.update(config_file=str(self.settings.config_file), data_dir=str(self.settings.data_dir),
                     models_dir=str(self.settings.models_dir))
         return data
@@ -114,26 +121,29 @@ class Photoscout:
     def _embedded(self) -> EmbeddedServer:
         if not self.settings.uses_embedded_db:
             raise PhotoscoutError("a database URL is configured; the embedded server is not used")
-        return EmbeddedServer(self.settings.pgdata_dir, port=self.settings.embedded_port, keep_running=True)
+        self.settings.ensure_dirs()
+        return EmbeddedServer(self.settings.pgdata_dir, port=self.settings.embedded_port)
 
     def db_start(self) -> str:
-        """Start the embedded server and leave it running; its URL (password hidden)."""
+        """Start the embedded server and keep it running until ``db_stop`` (commands then skip its start)."""
         server = self._embedded()
-        server.acquire()
-        return redact(server.url("photoscout"))
+        server.acquire(EMBEDDED_DB_NAME)
+        server.pin()
+        url = server.url(EMBEDDED_DB_NAME)
+        server.release()
+        return url
 
-    def db_stop(self) -> bool:
-        """Stop the embedded server cleanly; False when it was not running."""
-        server = self._embedded()
-        if not server.is_running():
-            return False
-        server.stop_server()
-        return True
+    def db_stop(self, *, force: bool = False) -> bool:
+        """Stop the embedded server cleanly; refused while other photoscout processes use it, unless ``force``.
+        False when it was not running."""
+        return self._embedded().stop(force=force)
 
     def db_url(self) -> str:
+        """A URL for psql and friends (an external one with its password hidden; the embedded one names its
+        password file)."""
         if self.settings.database_url:
             return redact(self.settings.database_url)
-        return self._embedded().url("photoscout")
+        return self._embedded().url(EMBEDDED_DB_NAME)
 
     # -- models -------------------------------------------------------------------------------------------
     def models_list(self, type_: str | None = None) -> list[dict[str, Any]]:
@@ -263,6 +273,8 @@ class Photoscout:
 
     def worker(self, *, concurrency: int = 1, loglevel: str = "INFO") -> None:
         """Be a Celery worker (blocks)."""
+        from photoscout.jobs import celery_app  # Celery is imported only where it is used
+
         celery_app.run_worker(self.settings, concurrency=concurrency, loglevel=loglevel)
 
     # -- evaluation ---------------------------------------------------------------------------------------

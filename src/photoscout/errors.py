@@ -35,3 +35,11 @@ class NotFound(PhotoscoutError):
 class DatabaseUnavailable(PhotoscoutError):
     status = 503
     exit_code = 3
+
+
+class EnvironmentProblem(PhotoscoutError):
+    """The machine, not the input: a full or read-only disk, an I/O error or missing permission on photoscout's own
+    files. Nothing is blamed on a photo; run the command again once it is fixed."""
+
+    status = 507
+    exit_code = 5

@@ -69,13 +69,24 @@ class Outputs:
 
 
 def store(db: Database, outputs: Outputs, finalize: Callable[[Any], None] | None = None) -> None:
-    """All outputs of a batch, and the caller's bookkeeping (``finalize(cursor)``), in one transaction."""
+    """All outputs of a batch, and the caller's bookkeeping (``finalize(cursor)``), in one transaction. Outputs of a
+    version that was disabled (pruned) meanwhile are not written: the versions' registry rows are read under a key
+    share lock, which prune's exclusive lock waits for (status changes by activation do not conflict with it)."""
     with db.connection() as conn:
         cur = conn.cursor()
+        versions = ({r[1] for rows in outputs.rows.values() for r in rows} | {d[1] for d in outputs.detections}
+                    | {d[3][0] for d in outputs.detections if d[3] is not None})
+        gone = {r[0] for r in cur.execute("SELECT id, status FROM model_registry WHERE id = ANY(%s) ORDER BY id "
+                                          "FOR KEY SHARE", (sorted(versions),)) if r[1] == "disabled"}
         for kind, sql in UPSERTS.items():
-            if outputs.rows[kind]:
-                cur.executemany(sql, outputs.rows[kind])
+            rows = [r for r in outputs.rows[kind] if r[1] not in gone]
+            if rows:
+                cur.executemany(sql, rows)
         for photo_id, model_id, regions, crops in outputs.detections:
+            if model_id in gone:
+                continue
+            if crops is not None and crops[0] in gone:
+                crops = None
             cur.execute("DELETE FROM detections WHERE photo_id = %s AND model_id = %s", (photo_id, model_id))
             for i, r in enumerate(regions):
                 row = cur.execute("INSERT INTO detections (photo_id, model_id, label, score, box) VALUES "

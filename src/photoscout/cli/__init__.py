@@ -5,6 +5,7 @@ unreadable files), 2 bad input, 3 database unavailable, 4 the promotion gate ref
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -83,9 +84,22 @@ def config_command(json_out: common.JsonOption = False) -> None:
     common.output(data, json_out, render)
 
 
+class Terminated(BaseException):
+    """SIGTERM (a service manager stopping us, ``kill``): unwound like Ctrl-C, so the database is released and an
+    embedded server whose last user this was stops cleanly."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
+    except Terminated:
+        common.err_console.print("terminated; everything committed so far is kept, run the command again to resume")
+        sys.exit(143)
     except PhotoscoutError as exc:
         common.err_console.print(f"[red]error:[/red] {rich.markup.escape(common.message(exc))}", highlight=False)
         sys.exit(exc.exit_code)

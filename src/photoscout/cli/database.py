@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from photoscout.cli.common import JsonOption, console, core, output
@@ -31,10 +33,12 @@ def db_start() -> None:
 
 
 @db_app.command("stop")
-def db_stop() -> None:
-    """Stop the embedded server cleanly (fast shutdown: committed work is on disk)."""
+def db_stop(force: Annotated[bool, typer.Option(
+        "--force", help="Stop it even while other photoscout commands use it.")] = False) -> None:
+    """Stop the embedded server cleanly (fast shutdown: committed work is on disk). Refused while other photoscout
+    commands use it, unless --force."""
     with core() as app:
-        stopped = app.db_stop()
+        stopped = app.db_stop(force=force)
     console.print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL is not running")
 
 

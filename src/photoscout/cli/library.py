@@ -24,6 +24,9 @@ def index_command(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not draw a progress bar.")] = False,
     no_models: Annotated[bool, typer.Option("--no-models", help="Only scan; do not run the active models.")]
     = False,
+    retry_errors: Annotated[bool, typer.Option(
+        "--retry-errors", help="Read files recorded as unreadable again, even if unchanged (those that failed "
+                               "because of the disk, not the file, are always read again).")] = False,
 ) -> None:
     """Scan folders into the library, then run the active models (embeddings, categories, OCR, faces) on photos
     that lack their outputs. New, changed, moved and missing photos are tracked; unreadable files are listed.
@@ -31,7 +34,8 @@ def index_command(
     Exit status: 0 all good, 1 finished but some files could not be read (see `photos list --errors`).
     """
     with core() as app, progress_bar(not (no_progress or json_out)) as progress:
-        summary, enriched = app.index(paths, run_models=not no_models, progress=progress)
+        summary, enriched = app.index(paths, run_models=not no_models, retry_errors=retry_errors,
+                                      progress=progress)
     data = {**summary.as_dict(), "models": asdict(enriched) if enriched else None}
     output(data, json_out, lambda: _print_index(summary, enriched))
     if not summary.ok:

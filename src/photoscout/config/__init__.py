@@ -20,7 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from photoscout.errors import PhotoscoutError
+from photoscout.errors import EnvironmentProblem, PhotoscoutError
 
 CONFIG_FILE_NAME = "config.toml"
 
@@ -46,12 +46,14 @@ class Settings(BaseSettings):
         description="PostgreSQL URL with pgvector >= 0.7 (e.g. on a NAS). Empty: the embedded server under data/.",
     )
     embedded_port: int | None = Field(
-        default=None, description="Also listen on 127.0.0.1:PORT (embedded server only); default: Unix socket only."
+        default=None, ge=1024, le=65535,
+        description="Also listen on 127.0.0.1:PORT (embedded server only); default: Unix socket only.",
     )
     embedded_keep_running: bool = Field(
         default=False, description="Leave the embedded server running after a command ends (faster next start)."
     )
-    pool_max_size: int = Field(default=8, ge=1, description="Largest number of pooled database connections.")
+    pool_max_size: int = Field(default=8, ge=2, description="Largest number of pooled database connections (a scan "
+                                                          "holds one for its lock and writes with another).")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Where models run.")
     batch_size: int = Field(default=32, ge=1, description="Images per model batch.")
     threads: int = Field(default=0, ge=0, description="Inference threads; 0 = all cores.")
@@ -64,6 +66,10 @@ class Settings(BaseSettings):
     )
     job_unit_size: int = Field(default=32, ge=1, le=1000, description="Photos per unit of work in a job.")
     lease_seconds: int = Field(default=60, ge=5, description="A unit not heartbeated for this long is reclaimed.")
+    unit_max_attempts: int = Field(
+        default=3, ge=1, le=100, description="A job unit taken this many times without completing (its worker died or "
+                                             "it failed) is split into single photos; a single photo is then "
+                                             "recorded as failed and the job goes on.")
     path_map: list[str] = Field(
         default_factory=list,
         description="Photo path prefixes to rewrite on this machine, 'FROM=TO' (e.g. a NAS share mounted elsewhere).",
@@ -88,6 +94,14 @@ class Settings(BaseSettings):
         unknown = set(value) - {"precision", "recall", "map", "ndcg"}
         if unknown:
             raise ValueError(f"promotion_max_drop: unknown metric(s) {', '.join(sorted(unknown))}")
+        return value
+
+    @field_validator("path_map", mode="after")
+    @classmethod
+    def _path_rules(cls, value: list[str]) -> list[str]:
+        bad = [rule for rule in value if not rule.partition("=")[0] or not rule.partition("=")[2]]
+        if bad:
+            raise ValueError(f"path_map: rules look like 'FROM=TO', not {', '.join(map(repr, bad))}")
         return value
 
     @field_validator("home", mode="after")
@@ -142,8 +156,18 @@ class Settings(BaseSettings):
         return self.database_url is None
 
     def ensure_dirs(self) -> None:
-        for d in (self.data_dir, self.models_dir, self.thumbnails_dir, self.logs_dir):
-            d.mkdir(parents=True, exist_ok=True)
+        """Create the home's folders. The home is private to its owner (0700): it holds the library's database
+        and the password to it. Folders outside the home are never touched beyond creating missing parents."""
+        try:
+            if not self.home.exists():
+                self.home.mkdir(parents=True, mode=0o700)
+            if self.home.stat().st_mode & 0o077:
+                self.home.chmod(0o700)
+            for d in (self.data_dir, self.models_dir, self.thumbnails_dir, self.logs_dir):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot set up the photoscout home {self.home}: {exc.strerror or exc}"
+                                     + (f" ({exc.filename})" if exc.filename else "")) from exc
 
     def map_path(self, path_raw: bytes) -> bytes:
         """A stored photo path as this machine sees it (``path_map``)."""
@@ -157,18 +181,39 @@ class Settings(BaseSettings):
         return self.scan_workers or os.cpu_count() or 1
 
 
+def hide_password(url: str) -> str:
+    """A URL safe to show: its password (``scheme://user:password@host``) replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
 def load_settings(home: Path | str | None = None, **overrides: Any) -> Settings:
     """Build settings: explicit arguments > ``PHOTOSCOUT_*`` environment > ``<home>/config.toml`` > defaults."""
     import tomllib
 
     home_path = Path(home).expanduser() if home is not None else default_home()
+    if home_path.exists() and not home_path.is_dir():
+        raise PhotoscoutError(f"{home_path}: the photoscout home must be a folder, and this is a file")
     file_values: dict[str, Any] = {}
     cfg = home_path / CONFIG_FILE_NAME
     if cfg.exists():
+        if not cfg.is_file():
+            raise PhotoscoutError(f"{cfg}: the settings file is a folder, not a file")
         try:
             file_values = tomllib.loads(cfg.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise PhotoscoutError(f"{cfg}: not valid TOML ({exc})") from exc
+        except OSError as exc:
+            raise EnvironmentProblem(f"{cfg}: cannot read the settings file ({exc.strerror})") from exc
         unknown = set(file_values) - set(Settings.model_fields)
         if unknown:
             raise PhotoscoutError(f"{cfg}: unknown setting(s) {', '.join(sorted(unknown))}")

@@ -22,7 +22,7 @@ from photoscout.config import Settings
 from photoscout.database import migrations
 from photoscout.database.embedded import EmbeddedServer
 from photoscout.database.vectors import MIN_PGVECTOR, configure_connection, pgvector_version, reset_connection
-from photoscout.errors import DatabaseUnavailable
+from photoscout.errors import DatabaseUnavailable, EnvironmentProblem
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,8 @@ def redact(url: str) -> str:
 
 
 class Database:
-    def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._migrate = migrate
         self.embedded: EmbeddedServer | None = None
         self.url: str | None = None
         self.pool: ConnectionPool | None = None
@@ -59,18 +58,15 @@ class Database:
                 port=self.settings.embedded_port,
                 keep_running=self.settings.embedded_keep_running,
             )
-            self.embedded.acquire()
-            self._create_embedded_database()
+            self.embedded.acquire(EMBEDDED_DB_NAME)
             self.url = self.embedded.url(EMBEDDED_DB_NAME)
         else:
             assert self.settings.database_url is not None
             self.url = self.settings.database_url
         try:
             with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
-                if self._migrate:
-                    applied = migrations.migrate(conn)
-                    for mig in applied:
-                        log.info("applied migration %04d_%s", mig.version, mig.name)
+                for mig in migrations.migrate(conn):
+                    log.info("applied migration %04d_%s", mig.version, mig.name)
                 self._check_pgvector(conn)
         except psycopg.OperationalError as exc:
             self._release_embedded()
@@ -114,6 +110,11 @@ class Database:
         try:
             with self.pool.connection(timeout=timeout) as conn:
                 yield conn
+        except (psycopg.errors.InsufficientResources, psycopg.errors.IoError) as exc:
+            # the transaction was rolled back: nothing half-written; the machine must be fixed first
+            raise EnvironmentProblem(f"the database cannot write ({exc.sqlstate}): {str(exc).strip()}; nothing of "
+                                     "this step was stored. Free space on the database's disk, then run the command "
+                                     "again") from exc
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(f"database connection failed: {exc}".strip()) from exc
 
@@ -129,16 +130,6 @@ class Database:
         }
 
     # -- internals ------------------------------------------------------------------------------
-    def _create_embedded_database(self) -> None:
-        assert self.embedded is not None
-        with psycopg.connect(self.embedded.url("postgres"), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DB_NAME,)).fetchone()
-            if not exists:
-                try:
-                    conn.execute(f'CREATE DATABASE "{EMBEDDED_DB_NAME}"')
-                except psycopg.errors.DuplicateDatabase:
-                    pass
-
     def _check_pgvector(self, conn: psycopg.Connection) -> None:
         version = pgvector_version(conn)
         if version is None:

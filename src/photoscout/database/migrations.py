@@ -45,10 +45,21 @@ def pending(conn: psycopg.Connection) -> list[Migration]:
     return [m for m in available() if m.version not in done]
 
 
+def refuse_newer(conn: psycopg.Connection) -> None:
+    """A database whose schema a newer photoscout wrote (a downgrade) is not used: this code would misread it."""
+    known = max(m.version for m in available())
+    newest = max(applied(conn), default=0)
+    if newest > known:
+        raise DatabaseUnavailable(
+            f"the database's schema is at version {newest:04d}, newer than this photoscout knows (up to {known:04d}): "
+            "a newer photoscout wrote it. Upgrade photoscout, or restore a backup made with this version.")
+
+
 def migrate(conn: psycopg.Connection, *, target: int | None = None) -> list[Migration]:
     """Apply pending migrations (up to ``target``) and return those applied. ``conn`` must be in autocommit."""
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
+        refuse_newer(conn)
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"

@@ -11,11 +11,11 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 
 from photoscout.config import Settings, load_settings
 from photoscout.database import Database
-from photoscout.errors import DatabaseUnavailable, PhotoscoutError
+from photoscout.errors import DatabaseUnavailable, EnvironmentProblem, PhotoscoutError
 
 log = logging.getLogger(__name__)
 QUEUE = "photoscout"
@@ -54,8 +54,8 @@ def _worker() -> Any:
     return _state["worker"]
 
 
-@app.task(name="photoscout.drain_job", bind=True, autoretry_for=(DatabaseUnavailable,), retry_backoff=2,
-          retry_backoff_max=60, max_retries=20)
+@app.task(name="photoscout.drain_job", bind=True, autoretry_for=(DatabaseUnavailable, EnvironmentProblem),
+          retry_backoff=2, retry_backoff_max=60, max_retries=20)
 def drain_job(self: Any, job_id: int | None) -> dict[str, Any]:
     stats = _worker().run(job_id)
     return {"units": stats.units, "photos": stats.photos, "failed": stats.failed}
@@ -64,6 +64,15 @@ def drain_job(self: Any, job_id: int | None) -> dict[str, Any]:
 @worker_ready.connect
 def _recover(**_: Any) -> None:
     drain_job.delay(None)
+
+
+@worker_shutdown.connect
+def _release(**_: Any) -> None:
+    """A worker that stops (SIGTERM, Ctrl-C) lets go of the database: the last user stops an embedded server."""
+    db = _state.pop("db", None)
+    _state.pop("worker", None)
+    if db is not None:
+        db.close()
 
 
 def run_worker(settings: Settings, *, concurrency: int = 1, loglevel: str = "INFO") -> None:

@@ -1,7 +1,12 @@
 """The job tables. A job (kind, model, scope, status, counters) is split into units of photo ids; workers lease
 units (``FOR UPDATE SKIP LOCKED``, so two workers never take the same one), heartbeat while they work, and complete
 a unit in the same transaction that stores its outputs. A unit whose lease expired (its worker died) is taken again
-by any worker. Progress is always derivable from these tables; nothing lives only in a worker's memory."""
+by any worker. Progress is always derivable from these tables; nothing lives only in a worker's memory.
+
+A unit that was taken ``max_attempts`` times without being completed - its worker died holding it (a photo that
+crashes a model kills the process) or its processing raised each time - is not tried again as it is: a unit of
+several photos is split into one unit per photo, and a single photo is recorded as failed (for the job and as the
+model's outcome for that photo, so ``index`` does not retry it either), and the job goes on."""
 
 from __future__ import annotations
 
@@ -76,9 +81,12 @@ def create_job(db: Database, *, kind: str, model_ref: str, missing_only: bool = 
     return get_job(db, job_id)
 
 
-def claim(db: Database, owner: str, lease_seconds: int, job_id: int | None = None) -> Unit | None:
-    """Lease the next unit of a pending/running job (or of ``job_id``): a pending unit, or one whose lease expired."""
+def claim(db: Database, owner: str, lease_seconds: int, job_id: int | None = None,
+          max_attempts: int = 3) -> Unit | None:
+    """Lease the next unit of a pending/running job (or of ``job_id``): a pending unit, or one whose lease expired.
+    Units abandoned ``max_attempts`` times are isolated first (split, or their photo failed)."""
     with db.connection() as conn:
+        _isolate_abandoned(conn, job_id, max_attempts)
         row = conn.execute(
             """
             UPDATE job_units u SET state = 'leased', lease_owner = %(owner)s, attempts = u.attempts + 1,
@@ -122,22 +130,71 @@ def complete_in(cur: Any, unit: Unit, owner: str, failures: list[tuple[int, str]
                     (unit.job_id, pid, why))
     cur.execute("UPDATE jobs SET done_items = done_items + %s, failed_items = failed_items + %s, updated_at = now() "
                 "WHERE id = %s", (len(unit.photo_ids) - len(failed_ids), len(failed_ids), unit.job_id))
+    _complete_job_if_done(cur, unit.job_id)
+
+
+def fail_unit(db: Database, unit: Unit, owner: str, error: str, max_attempts: int = 3) -> None:
+    """A unit whose processing raised: back to pending (retried with the next claim); after ``max_attempts`` it is
+    isolated (split into single photos, or its photo recorded as failed) and the job goes on."""
+    with db.connection() as conn:
+        conn.execute("UPDATE job_units SET state = 'pending', error = %s, lease_owner = NULL, lease_expires_at = NULL "
+                     "WHERE id = %s AND lease_owner = %s", (error[:2000], unit.id, owner))
+        conn.execute("UPDATE jobs SET last_error = %s, updated_at = now() WHERE id = %s", (error[:2000], unit.job_id))
+        if unit.attempts >= max_attempts:
+            _isolate(conn, unit.id, unit.job_id, unit.photo_ids, unit.attempts,
+                     f"failed {unit.attempts} times: {error}")
+
+
+def release(db: Database, unit: Unit, owner: str) -> None:
+    """Give a unit back untried (the machine, not the work, failed: a full disk): pending again, the attempt not
+    counted."""
+    with db.connection() as conn:
+        conn.execute("UPDATE job_units SET state = 'pending', attempts = greatest(attempts - 1, 0), "
+                     "lease_owner = NULL, lease_expires_at = NULL WHERE id = %s AND lease_owner = %s "
+                     "AND state = 'leased'", (unit.id, owner))
+
+
+def _isolate_abandoned(conn: Any, job_id: int | None, max_attempts: int) -> None:
+    """Units whose lease expired after ``max_attempts`` claims: their workers died holding them."""
+    for unit_id, unit_job, photo_ids, attempts in conn.execute(
+        "SELECT u.id, u.job_id, u.photo_ids, u.attempts FROM job_units u JOIN jobs j ON j.id = u.job_id "
+        "WHERE j.status IN ('pending', 'running') AND (%(job)s::bigint IS NULL OR j.id = %(job)s) "
+        "AND u.state = 'leased' AND u.lease_expires_at < now() AND u.attempts >= %(max)s "
+        "FOR UPDATE OF u SKIP LOCKED", {"job": job_id, "max": max_attempts}).fetchall():
+        _isolate(conn, unit_id, unit_job, list(photo_ids), attempts,
+                 f"the worker process died {attempts} times while working on it (the model crashed?)")
+
+
+def _isolate(conn: Any, unit_id: int, job_id: int, photo_ids: list[int], attempts: int, why: str) -> None:
+    """Split a unit of several photos into one unit per photo; record a single photo as failed."""
+    if len(photo_ids) > 1:
+        seq = conn.execute("SELECT coalesce(max(seq), -1) + 1 FROM job_units WHERE job_id = %s", (job_id,)).fetchone()
+        conn.execute("DELETE FROM job_units WHERE id = %s", (unit_id,))
+        conn.cursor().executemany("INSERT INTO job_units (job_id, seq, photo_ids) VALUES (%s, %s, %s)",
+                                  [(job_id, seq[0] + i, [pid]) for i, pid in enumerate(photo_ids)])
+        return
+    (photo_id,) = photo_ids
+    reason = f"photo {photo_id}: {why}"[:2000]
+    conn.execute("UPDATE job_units SET state = 'done', finished_at = now(), lease_owner = NULL, "
+                 "lease_expires_at = NULL, error = %s WHERE id = %s", (reason, unit_id))
+    conn.execute("INSERT INTO job_item_failures (job_id, photo_id, error) VALUES (%s, %s, %s) "
+                 "ON CONFLICT (job_id, photo_id) DO UPDATE SET error = EXCLUDED.error, at = now()",
+                 (job_id, photo_id, reason))
+    conn.execute("INSERT INTO photo_model_runs (photo_id, model_id, outcome, detail) "
+                 "SELECT %s, model_id, 'failed', %s FROM jobs WHERE id = %s AND model_id IS NOT NULL "
+                 "AND EXISTS (SELECT 1 FROM photos WHERE id = %s) "
+                 "ON CONFLICT (photo_id, model_id) DO UPDATE SET outcome = 'failed', detail = EXCLUDED.detail, "
+                 "at = now()",
+                 (photo_id, reason, job_id, photo_id))
+    conn.execute("UPDATE jobs SET failed_items = failed_items + 1, last_error = %s, updated_at = now() WHERE id = %s",
+                 (reason, job_id))
+    _complete_job_if_done(conn, job_id)
+
+
+def _complete_job_if_done(cur: Any, job_id: int) -> None:
     cur.execute("UPDATE jobs SET status = 'completed', finished_at = now() WHERE id = %s AND status = 'running' "
                 "AND NOT EXISTS (SELECT 1 FROM job_units WHERE job_id = %s AND state IN ('pending', 'leased'))",
-                (unit.job_id, unit.job_id))
-
-
-def fail_unit(db: Database, unit: Unit, owner: str, error: str, max_attempts: int = 5) -> None:
-    """A unit whose processing raised: back to pending (retried with the next claim) until ``max_attempts``."""
-    with db.connection() as conn:
-        state = "failed" if unit.attempts >= max_attempts else "pending"
-        conn.execute("UPDATE job_units SET state = %s, error = %s, lease_owner = NULL, lease_expires_at = NULL "
-                     "WHERE id = %s AND lease_owner = %s", (state, error[:2000], unit.id, owner))
-        conn.execute("UPDATE jobs SET last_error = %s, updated_at = now() WHERE id = %s", (error[:2000], unit.job_id))
-        if state == "failed":
-            conn.execute("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = %s AND NOT EXISTS "
-                         "(SELECT 1 FROM job_units WHERE job_id = %s AND state IN ('pending', 'leased'))",
-                         (unit.job_id, unit.job_id))
+                (job_id, job_id))
 
 
 def reclaim_dead(db: Database, job_id: int | None = None) -> tuple[int, int]:

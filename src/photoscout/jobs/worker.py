@@ -18,7 +18,7 @@ from photoscout.analysis.photos import photos_by_id
 from photoscout.analysis.runner import run_models
 from photoscout.config import Settings
 from photoscout.database import Database, indexes
-from photoscout.errors import DatabaseUnavailable
+from photoscout.errors import DatabaseUnavailable, EnvironmentProblem
 from photoscout.jobs import store
 from photoscout.models.cache import ModelCache
 from photoscout.progress import NoProgress, Progress
@@ -81,7 +81,8 @@ class Worker:
         waited_since: float | None = None
         while max_units is None or stats.units < max_units:
             try:
-                unit = store.claim(self.db, self.owner, self.settings.lease_seconds, job_id)
+                unit = store.claim(self.db, self.owner, self.settings.lease_seconds, job_id,
+                                   max_attempts=self.settings.unit_max_attempts)
                 if unit is None:
                     # Units still leased by others: take over those of dead local processes now, and wait for the
                     # leases of the rest to be completed or to expire (then they are claimable again).
@@ -141,9 +142,13 @@ class Worker:
                 run_models(self.db, self.settings, self.models, [reg], photos, finalize=finalize)
         except DatabaseUnavailable:
             raise
+        except EnvironmentProblem:  # the machine failed (a full disk), not the unit: give it back untried, stop
+            store.release(self.db, unit, self.owner)
+            raise
         except Exception as exc:  # noqa: BLE001 - a unit that raises is retried later, the worker goes on
             log.exception("unit %s of job %s failed", unit.id, unit.job_id)
-            store.fail_unit(self.db, unit, self.owner, f"{type(exc).__name__}: {exc}")
+            store.fail_unit(self.db, unit, self.owner, f"{type(exc).__name__}: {exc}",
+                            max_attempts=self.settings.unit_max_attempts)
             return 0, len(unit.photo_ids)
         if reg.status == "active" or reg.type == "embedding":  # an embedding version has its own categories
             categories.refresh(self.db, list(present))

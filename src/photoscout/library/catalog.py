@@ -88,8 +88,10 @@ def get_photo(db: Database, ref: str | int) -> dict[str, Any]:
         if isinstance(ref, int) or str(ref).isdigit():
             row = conn.execute(f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos WHERE id = %s", (int(ref),)).fetchone()
         else:
-            path = os.fsdecode(normalize_root(str(ref)))
-            row = conn.execute(f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos WHERE path = %s", (path,)).fetchone()
+            path = normalize_root(str(ref))  # as shown, or the file's resolved path (its identity)
+            row = conn.execute(f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos WHERE path = %s OR path_raw = %s "
+                               "ORDER BY path = %s DESC LIMIT 1",
+                               (os.fsdecode(path), os.path.realpath(path), os.fsdecode(path))).fetchone()
         if row is None:
             raise NotFound(f"no photo {ref!r} in the library")
         row["embeddings"] = list(conn.execute(

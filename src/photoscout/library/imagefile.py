@@ -1,7 +1,9 @@
 """Reading one image file: content hash, format, size, EXIF (date taken, orientation, camera) and a thumbnail.
 
-Runs in scan worker processes, so it takes plain values and returns a picklable result: either
-:class:`ImageInfo` or :class:`ImageFault` (what went wrong, in words a user understands).
+Runs in scan worker processes, so it takes plain values and returns a picklable result: :class:`ImageInfo`,
+:class:`ImageFault` (what is wrong with the file, in words a user understands), or :class:`WriteFailure` (the
+file may be fine: photoscout could not write its own thumbnail - a full or read-only disk - and nothing may be
+blamed on the photo).
 """
 
 from __future__ import annotations
@@ -57,11 +59,24 @@ class ImageFault:
         return f"{self.kind}: {self.message}"
 
 
+@dataclass(frozen=True)
+class WriteFailure:
+    path_raw: bytes
+    target: str  # the file photoscout could not write
+    message: str  # the system's words: "No space left on device", "Read-only file system"
+
+
+class _CannotWrite(Exception):
+    def __init__(self, target: Path, exc: OSError) -> None:
+        super().__init__(exc.strerror or str(exc))
+        self.target = target
+
+
 def thumbnail_relpath(content_hash: str) -> str:
     return f"{content_hash[:2]}/{content_hash}.jpg"
 
 
-def read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int) -> ImageInfo | ImageFault:
+def read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int) -> ImageInfo | ImageFault | WriteFailure:
     """Hash, inspect and thumbnail one file. Never raises for a bad file; returns an :class:`ImageFault`."""
     try:
         with open(path_raw, "rb") as fh:
@@ -97,6 +112,8 @@ def read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int) -> ImageIn
                           st.st_size, st.st_mtime_ns)
     except _Unsupported as exc:
         return ImageFault(path_raw, "unsupported", str(exc), st.st_size, st.st_mtime_ns)
+    except _CannotWrite as exc:
+        return WriteFailure(path_raw, str(exc.target), str(exc))
     except OSError as exc:
         if isinstance(exc, (FileNotFoundError, PermissionError)):
             return _os_fault(path_raw, exc)
@@ -163,10 +180,7 @@ def _inspect(
                 thumb = _apply_orientation(thumb, orientation)
             if thumb.mode != "L":
                 thumb = to_rgb(thumb)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            thumb.save(tmp, "JPEG", quality=82)
-            os.replace(tmp, target)
+            _save_thumbnail(thumb, target)
     if taken is not None:
         taken_at, source_kind = taken, "exif"
     else:
@@ -176,6 +190,21 @@ def _inspect(
         width=width, height=height, orientation=orientation, taken_at=taken_at, taken_at_source=source_kind,
         camera_make=make, camera_model=model, thumbnail=rel,
     )
+
+
+def _save_thumbnail(thumb: Image.Image, target: Path) -> None:
+    """Write atomically (a temporary file renamed into place); a failure is photoscout's, not the photo's."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        thumb.save(tmp, "JPEG", quality=82)
+        os.replace(tmp, target)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise _CannotWrite(target, exc) from exc
 
 
 _TRANSPOSE = {
@@ -250,4 +279,6 @@ def _os_fault(path_raw: bytes, exc: OSError) -> ImageFault:
         return ImageFault(path_raw, "symlink_loop", "symbolic link loop")
     if exc.errno == errno.EISDIR:
         return ImageFault(path_raw, "unreadable", "is a directory")
+    if exc.errno == errno.EIO:  # the disk, not necessarily the file: tried again by the next scan
+        return ImageFault(path_raw, "io_error", f"input/output error while reading the file ({exc.strerror})")
     return ImageFault(path_raw, "unreadable", f"cannot read the file ({exc.strerror or exc})")

@@ -1,6 +1,8 @@
 """``photoscout index``: scan folders into the ``photos`` table, incrementally and safely.
 
-1. Walk the roots (cheap: names and ``stat`` only).
+1. Walk the roots (cheap: names and ``stat`` only). A file is identified by its resolved path (``photos.path_raw``):
+   reached through a symbolic link and through its real path it is one photo; the path the user reached it by is
+   kept for display (``photos.path``).
 2. Compare with what is stored: a file whose size and mtime are unchanged costs nothing more.
 3. New and changed files are read by worker processes (hash, EXIF, thumbnail); results are written in batches,
    one transaction each, so a kill at any moment loses at most the batch in flight and never duplicates a photo.
@@ -29,9 +31,9 @@ from psycopg.types.json import Jsonb
 from photoscout.config import Settings
 from photoscout.database import Database
 from photoscout.database.schema import PHOTO_OUTPUT_TABLES
-from photoscout.errors import PhotoscoutError
+from photoscout.errors import EnvironmentProblem, PhotoscoutError
 from photoscout.imaging import configure_pillow
-from photoscout.library.imagefile import ImageFault, ImageInfo, read_image
+from photoscout.library.imagefile import ImageFault, ImageInfo, WriteFailure, read_image
 from photoscout.library.paths import display, folder_of, like_prefix, normalize_root
 from photoscout.library.walker import FoundFile, WalkIssue, walk
 from photoscout.progress import NoProgress, Progress
@@ -82,17 +84,34 @@ class _Known:
     mtime_ns: int | None
     status: str
     content_hash: str | None
+    error: str | None
+
+
+# Reasons that blamed the machine, not the file (a full, read-only or failing disk): read again by the next scan.
+# The system error numbers catch rows an older photoscout wrongly marked corrupt when a thumbnail could not be written.
+ENVIRONMENTAL = ("io_error:", "[Errno 5]", "[Errno 28]", "[Errno 30]", "[Errno 122]", "No space left on device",
+                 "Read-only file system", "Disk quota exceeded")
+
+
+def environmental(reason: str | None) -> bool:
+    return bool(reason) and any(sign in str(reason) for sign in ENVIRONMENTAL)
 
 
 def scan(db: Database, settings: Settings, roots: Sequence[str | os.PathLike[str]],
-         progress: Progress | None = None) -> ScanSummary:
+         progress: Progress | None = None, *, retry_errors: bool = False) -> ScanSummary:
+    """Scan ``roots`` (``retry_errors``: read again the files recorded as unreadable, even if unchanged; those
+    that failed for environmental reasons are always read again). A full or read-only disk stops the scan with
+    ``EnvironmentProblem``; what was written before is kept, nothing is blamed on a photo."""
     progress = progress or NoProgress()
     raw_roots = [normalize_root(r) for r in roots]
     for r in raw_roots:
         if not os.path.exists(r):
             raise PhotoscoutError(f"{display(r)}: no such file or folder")
     started = time.perf_counter()
-    settings.thumbnails_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.thumbnails_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot create {settings.thumbnails_dir}: {exc.strerror}") from exc
 
     with db.connection() as lock_conn:
         lock_conn.autocommit = True
@@ -100,7 +119,7 @@ def scan(db: Database, settings: Settings, roots: Sequence[str | os.PathLike[str
         if not got or not got[0]:
             raise PhotoscoutError("another 'photoscout index' is running on this library; wait for it to finish")
         try:
-            summary = _scan_locked(db, settings, raw_roots, progress)
+            summary = _scan_locked(db, settings, raw_roots, progress, retry_errors)
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s)", (SCAN_LOCK_KEY,))
             lock_conn.autocommit = False
@@ -113,7 +132,8 @@ def scan(db: Database, settings: Settings, roots: Sequence[str | os.PathLike[str
     return summary
 
 
-def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress: Progress) -> ScanSummary:
+def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress: Progress,
+                 retry_errors: bool) -> ScanSummary:
     with db.connection() as conn:
         _mark_interrupted_scans(conn)
         row = conn.execute(
@@ -125,17 +145,18 @@ def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress:
 
     # 1. walk
     progress.phase("finding photos", None)
-    found: dict[bytes, FoundFile] = {}
+    found: dict[bytes, FoundFile] = {}  # by resolved path
     for item in walk(roots, exclude=[os.fsencode(settings.data_dir)]):
         if isinstance(item, WalkIssue):
             summary.issues.append({"path": display(item.path_raw), "message": item.message})
-        else:
-            found[item.path_raw] = item
+        elif item.key not in found:  # the same file twice in one walk (two links to it): once
+            found[item.key] = item
             progress.advance()
     summary.found = len(found)
 
     # 2. compare with what is stored
     known = _load_known(db, roots)
+    _resolve_legacy_paths(db, known, found)
     to_read: list[bytes] = []
     walk_faults: list[FoundFile] = []
     restored_ids: list[int] = []
@@ -147,7 +168,8 @@ def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress:
             else:
                 walk_faults.append(f)
             continue
-        if k is not None and k.size_bytes == f.size_bytes and k.mtime_ns == f.mtime_ns:
+        retry = k is not None and k.status == "error" and (retry_errors or environmental(k.error))
+        if k is not None and k.size_bytes == f.size_bytes and k.mtime_ns == f.mtime_ns and not retry:
             summary.unchanged += 1
             if k.status == "missing":
                 restored_ids.append(k.id)
@@ -161,10 +183,15 @@ def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress:
 
     # 3. read new and changed files, write in batches
     writer = _BatchWriter(db, known, found, summary)
-    writer.write([ImageFault(f.path_raw, *_split_fault(f.fault or "")) for f in walk_faults])
+    writer.write([ImageFault(f.key, *_split_fault(f.fault or "")) for f in walk_faults])
     progress.phase("reading photos", len(to_read))
     batch: list[ImageInfo | ImageFault] = []
     for result in _read_all(settings, to_read):
+        if isinstance(result, WriteFailure):
+            writer.write(batch)  # what was read before is kept
+            raise EnvironmentProblem(f"cannot write thumbnails to {settings.thumbnails_dir}: {result.message} "
+                                     f"({result.target}); the scan stopped and no photo was marked. Free space or "
+                                     "make it writable, then run index again to go on")
         batch.append(result)
         if len(batch) >= settings.scan_batch_size:
             writer.write(batch)
@@ -194,7 +221,7 @@ def _split_fault(fault: str) -> tuple[str, str]:
     return kind, message
 
 
-def _read_all(settings: Settings, paths: list[bytes]) -> Iterator[ImageInfo | ImageFault]:
+def _read_all(settings: Settings, paths: list[bytes]) -> Iterator[ImageInfo | ImageFault | WriteFailure]:
     func = functools.partial(read_image, thumbnails_dir=str(settings.thumbnails_dir),
                              thumb_size=settings.thumbnail_size)
     workers = min(settings.effective_workers(), max(1, len(paths)))
@@ -213,14 +240,33 @@ def _load_known(db: Database, roots: Iterable[bytes]) -> dict[bytes, _Known]:
     known: dict[bytes, _Known] = {}
     with db.connection() as conn:
         for r in roots:
-            rows = conn.execute(
-                "SELECT path_raw, id, size_bytes, mtime_ns, status, content_hash FROM photos "
-                "WHERE path = %s OR path LIKE %s",
-                (display(r), like_prefix(display(r))),
+            real = os.path.realpath(r).rstrip(b"/")
+            rows = conn.execute(  # under the folder as the user spells it, or under its resolved path
+                "SELECT path_raw, id, size_bytes, mtime_ns, status, content_hash, error FROM photos "
+                "WHERE path = %s OR path LIKE %s OR path_raw = %s OR (path_raw >= %s AND path_raw < %s)",
+                (display(r), like_prefix(display(r)), real, real + b"/", real + b"0"),
             )
             for path_raw, *rest in rows:
                 known[bytes(path_raw)] = _Known(*rest)
     return known
+
+
+def _resolve_legacy_paths(db: Database, known: dict[bytes, _Known], found: dict[bytes, FoundFile]) -> None:
+    """Rows stored by an older photoscout under a path through a symbolic link take the file's resolved path,
+    so the next scan through either path finds them (only rows not found by their stored path are checked)."""
+    moves: list[tuple[bytes, bytes]] = []
+    for stored in [p for p in known if p not in found]:
+        real = os.path.realpath(stored)
+        if real != stored and real in found and real not in known:
+            moves.append((stored, real))
+    if not moves:
+        return
+    with db.connection() as conn:
+        for stored, real in moves:
+            cur = conn.execute("UPDATE photos SET path_raw = %s WHERE id = %s AND NOT EXISTS "
+                               "(SELECT 1 FROM photos WHERE path_raw = %s)", (real, known[stored].id, real))
+            if cur.rowcount == 1:
+                known[real] = known.pop(stored)
 
 
 def _mark_interrupted_scans(conn: Any) -> None:
@@ -246,6 +292,11 @@ class _BatchWriter:
         self.found = found
         self.summary = summary
         self.moved_ids: set[int] = set()
+
+    def _shown(self, key: bytes) -> tuple[str, str]:
+        """Display path and folder of a file: as the user reached it (its resolved path is its identity)."""
+        spelled = self.found[key].path_raw if key in self.found else key
+        return display(spelled), folder_of(spelled)
 
     def write(self, results: Sequence[ImageInfo | ImageFault]) -> None:
         if not results:
@@ -284,11 +335,12 @@ class _BatchWriter:
         return moves
 
     def _write_move(self, conn: Any, info: ImageInfo, photo_id: int) -> None:
+        shown, folder = self._shown(info.path_raw)
         conn.execute(
             "UPDATE photos SET path = %s, path_raw = %s, folder = %s, status = 'ok', error = NULL, "
             "missing_since = NULL, last_seen_at = now(), updated_at = now(), "
             + ", ".join(f"{c} = %s" for c in _INFO_COLUMNS) + " WHERE id = %s",
-            (display(info.path_raw), info.path_raw, folder_of(info.path_raw), *_info_values(info), photo_id),
+            (shown, info.path_raw, folder, *_info_values(info), photo_id),
         )
         self.summary.moved += 1
 
@@ -299,6 +351,7 @@ class _BatchWriter:
             for table in PHOTO_OUTPUT_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE photo_id = %s", (k.id,))
         cols = ", ".join(_INFO_COLUMNS)
+        shown, folder = self._shown(info.path_raw)
         row = conn.execute(
             f"INSERT INTO photos (path, path_raw, folder, status, {cols}) "
             f"VALUES (%s, %s, %s, 'ok', {', '.join(['%s'] * len(_INFO_COLUMNS))}) "
@@ -306,7 +359,7 @@ class _BatchWriter:
             "last_seen_at = now(), updated_at = now(), "
             + ", ".join(f"{c} = EXCLUDED.{c}" for c in _INFO_COLUMNS)
             + " RETURNING id, (xmax = 0) AS inserted",
-            (display(info.path_raw), info.path_raw, folder_of(info.path_raw), *_info_values(info)),
+            (shown, info.path_raw, folder, *_info_values(info)),
         ).fetchone()
         if row[1]:
             self.summary.new += 1
@@ -322,13 +375,13 @@ class _BatchWriter:
             self.summary.missing += 1
             return
         # Keep whatever was stored for a photo that went bad; only status, reason and file facts change.
+        shown, folder = self._shown(fault.path_raw)
         conn.execute(
             "INSERT INTO photos (path, path_raw, folder, status, error, size_bytes, mtime_ns) "
             "VALUES (%s, %s, %s, 'error', %s, %s, %s) "
             "ON CONFLICT (path_raw) DO UPDATE SET status = 'error', error = EXCLUDED.error, "
             "size_bytes = EXCLUDED.size_bytes, mtime_ns = EXCLUDED.mtime_ns, updated_at = now()",
-            (display(fault.path_raw), fault.path_raw, folder_of(fault.path_raw), fault.reason,
-             fault.size_bytes, fault.mtime_ns),
+            (shown, fault.path_raw, folder, fault.reason, fault.size_bytes, fault.mtime_ns),
         )
         self.summary.errors += 1
-        self.summary.error_files.append({"path": display(fault.path_raw), "reason": fault.reason})
+        self.summary.error_files.append({"path": shown, "reason": fault.reason})

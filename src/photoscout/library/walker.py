@@ -1,8 +1,11 @@
 """Finding image files under the roots a user gives, with bytes paths (any file name, UTF-8 or not).
 
 Symbolic links to files and directories are followed; a directory reached twice (a symlink loop, or two links to one
-folder) is walked once. Problems that are not about one image file (an unreadable folder, a loop) are reported as
-:class:`WalkIssue`; a link to a file that cannot be followed is yielded as a :class:`FoundFile` with ``fault``.
+folder) is walked once. Each file comes with the path the user reached it by (``path_raw``, kept for display) and
+its resolved path (``real``: one file is one photo, however it is reached); folders are resolved once each, so this
+costs a few system calls per folder, not per file. Problems that are not about one image file (an unreadable folder,
+a loop) are reported as :class:`WalkIssue`; a link to a file that cannot be followed is yielded as a
+:class:`FoundFile` with ``fault``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ class FoundFile:
     size_bytes: int | None
     mtime_ns: int | None
     fault: str | None = None  # "broken_symlink: ...", "symlink_loop: ...", "permission: ..."
+    real: bytes = b""  # the resolved path (symbolic links followed); the identity of the file
+
+    @property
+    def key(self) -> bytes:
+        return self.real or self.path_raw
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,7 @@ def walk(roots: Iterable[bytes], *, exclude: Iterable[bytes] = ()) -> Iterator[F
     visited: set[tuple[int, int]] = set()
     for root in roots:
         if os.path.isfile(root):
-            yield from _file_entry(root)
+            yield from _file_entry(root, os.path.realpath(root))
             continue
         stack = [root]
         while stack:
@@ -59,7 +67,8 @@ def walk(roots: Iterable[bytes], *, exclude: Iterable[bytes] = ()) -> Iterator[F
                 yield WalkIssue(directory, "folder already scanned through another path (symbolic link loop?); skipped")
                 continue
             visited.add(key)
-            if os.path.realpath(directory) in excluded:
+            real_dir = os.path.realpath(directory)
+            if real_dir in excluded:
                 continue
             try:
                 with os.scandir(directory) as it:
@@ -82,11 +91,12 @@ def walk(roots: Iterable[bytes], *, exclude: Iterable[bytes] = ()) -> Iterator[F
                     continue
                 if not has_image_extension(name) or name.startswith(b"._"):  # macOS resource forks
                     continue
-                yield from _file_entry(path)
+                yield from _file_entry(path, os.path.realpath(path) if entry.is_symlink()
+                                       else os.path.join(real_dir, name))
             stack.extend(reversed(subdirs))
 
 
-def _file_entry(path: bytes) -> Iterator[FoundFile]:
+def _file_entry(path: bytes, real: bytes) -> Iterator[FoundFile]:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -102,4 +112,4 @@ def _file_entry(path: bytes) -> Iterator[FoundFile]:
             yield FoundFile(path, None, None, f"unreadable: {exc.strerror}")
         return
     if stat.S_ISREG(st.st_mode):
-        yield FoundFile(path, st.st_size, st.st_mtime_ns)
+        yield FoundFile(path, st.st_size, st.st_mtime_ns, real=real)

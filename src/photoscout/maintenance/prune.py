@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -13,7 +14,9 @@ from photoscout.config import Settings
 from photoscout.database import Database, indexes
 from photoscout.database.schema import OUTPUT_TABLES
 from photoscout.errors import PhotoscoutError
-from photoscout.registry import artifacts, decisions, lifecycle
+from photoscout.models import artifacts
+from photoscout.registry import decisions, lifecycle
+from photoscout.registry.lifecycle import RegisteredModel
 
 
 @dataclass
@@ -35,20 +38,19 @@ class PruneReport:
 
 def prune_model(db: Database, settings: Settings, ref: str, *, reason: str = "pruned by user") -> PruneReport:
     model = lifecycle.get(db, ref)
+    folder = model.artifact_dir(settings)  # inside models/, or refused before anything is deleted
     if model.status == "active":
         raise PhotoscoutError(f"{model.ref} is the active {model.type} model; promote or roll back to another "
                               "version first")
-    with db.connection() as conn:
-        jobs = [r[0] for r in conn.execute("SELECT id FROM jobs WHERE model_id = %s AND status IN "
-                                           "('pending', 'running', 'paused')", (model.id,))]
-    if jobs:
-        raise PhotoscoutError(f"{model.ref} has unfinished job(s) {', '.join(map(str, jobs))}; "
-                              "cancel them first (photoscout jobs cancel ID)")
     target = lifecycle.rollback_target(db, model.type, model.purpose)
     index_bytes = indexes.size_bytes(db, model)
     rows: dict[str, int] = {}
     table_bytes = 0
     with db.connection() as conn:
+        # The version's row is locked: writers of outputs take it shared (``analysis.store``), so a batch in
+        # flight either commits before the delete (and its rows go too) or finds the version disabled.
+        conn.execute("SELECT 1 FROM model_registry WHERE id = %s FOR UPDATE", (model.id,))
+        _refuse_while_working(conn, model)
         for table in OUTPUT_TABLES:
             row = conn.execute(f"SELECT count(*), coalesce(sum(pg_column_size(t.*)), 0) FROM {table} t "
                                "WHERE model_id = %s", (model.id,)).fetchone()
@@ -58,13 +60,14 @@ def prune_model(db: Database, settings: Settings, ref: str, *, reason: str = "pr
         for table in OUTPUT_TABLES:  # one transaction: all the version's outputs go, or none
             conn.execute(f"DELETE FROM {table} WHERE model_id = %s", (model.id,))
         conn.execute("DELETE FROM jobs WHERE model_id = %s", (model.id,))
+        if model.status != "disabled":  # the prune entry of the decision log says it all
+            lifecycle.set_status_in(conn.cursor(), model, "disabled", f"pruned: {reason}")
     indexes.drop(db, model)
-    folder = model.artifact_dir(settings)
     artifact_bytes = artifacts.size_bytes(folder)
-    if folder.exists():
+    if folder.is_symlink():  # a link inside models/: the link goes, not what it points to
+        folder.unlink()
+    elif folder.exists():
         shutil.rmtree(folder)
-    if model.status != "disabled":
-        lifecycle.disable(db, model.ref, reason=f"pruned: {reason}", log=False)  # the prune entry says it all
     report = PruneReport(model.ref, rows, table_bytes, index_bytes, artifact_bytes,
                          target is not None and target.id == model.id)
     decisions.append(settings, f"pruned {model.ref} ({model.type})", [
@@ -79,3 +82,20 @@ def prune_model(db: Database, settings: Settings, ref: str, *, reason: str = "pr
     with psycopg.connect(db.url, autocommit=True) as conn:  # VACUUM cannot run in a transaction
         conn.execute("VACUUM (ANALYZE) photo_embeddings")  # the freed pages become reusable
     return report
+
+
+def _refuse_while_working(conn: Any, model: RegisteredModel) -> None:
+    """Refused while a job of the version may still run: unfinished jobs, or a unit a worker still holds (a
+    cancelled job's unit in flight)."""
+    jobs = [r[0] for r in conn.execute("SELECT id FROM jobs WHERE model_id = %s AND status IN "
+                                       "('pending', 'running', 'paused')", (model.id,))]
+    if jobs:
+        raise PhotoscoutError(f"{model.ref} has unfinished job(s) {', '.join(map(str, jobs))}; "
+                              "cancel them first (photoscout jobs cancel ID)")
+    busy = conn.execute("SELECT u.job_id, max(u.lease_expires_at) FROM job_units u JOIN jobs j ON j.id = u.job_id "
+                        "WHERE j.model_id = %s AND u.state = 'leased' AND u.lease_expires_at > now() "
+                        "GROUP BY u.job_id", (model.id,)).fetchall()
+    if busy:
+        raise PhotoscoutError(f"a worker is still finishing work of {model.ref} (job "
+                              f"{', '.join(str(r[0]) for r in busy)}, lease until {max(r[1] for r in busy):%H:%M:%S});"
+                              " try again when it is done")

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
+from photoscout.models import artifacts
+
 MODEL_TYPES = ("embedding", "detector", "captioning", "ocr", "few_shot")
 
 
@@ -76,10 +78,12 @@ class Model(ABC):
         self._lock = threading.Lock()
 
     def load(self) -> None:
+        """Verify the artifacts (cheaply: sizes and times against the manifest), then load them."""
         if self._loaded:
             return
         with self._lock:
             if not self._loaded:
+                artifacts.check(self.spec.artifact_dir, self.spec.ref)
                 self._load()
                 self._loaded = True
 
@@ -88,11 +92,16 @@ class Model(ABC):
         """Read the model's files (``artifact``) and build what it runs with."""
 
     def artifact(self, key: str) -> Path:
-        """The file named by ``config['files'][key]`` inside the artifact folder."""
+        """The file named by ``config['files'][key]``: inside the artifact folder and listed in its (verified)
+        manifest, or refused."""
         files = self.spec.config.get("files", {})
         if key not in files:
-            raise KeyError(f"{self.spec.ref}: config has no file '{key}'")
-        return self.spec.artifact_dir / files[key]
+            raise artifacts.ArtifactError(f"{self.spec.ref}: its settings name no file '{key}'")
+        path = artifacts.contained(self.spec.artifact_dir, str(files[key]), f"{self.spec.ref}: file")
+        listed = {e["path"] for e in artifacts.read_manifest(self.spec.artifact_dir)["files"]}
+        if path.relative_to(self.spec.artifact_dir).as_posix() not in listed:
+            raise artifacts.ArtifactError(f"{self.spec.ref}: file {files[key]!r} is not in its manifest: refused")
+        return path
 
 
 class EmbeddingModel(Model):

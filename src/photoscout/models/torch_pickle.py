@@ -1,7 +1,8 @@
 """Read a PyTorch state dict saved in the legacy (non-zip) ``torch.save`` format with numpy only, no torch.
 
-The unpickler accepts only the few names a plain state dict uses (tensors, storages, OrderedDict) and refuses
-everything else, so a tampered file cannot run code.
+Every pickle in the file goes through a restricted unpickler that accepts only the few names a plain state dict
+uses (tensors, storages, OrderedDict) and refuses everything else, so a tampered file cannot run code: the header
+pickles (magic number, protocol, system info, storage keys) admit no name at all.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ def _rebuild_tensor_v2(storage: dict[str, Any], offset: int, size: Any, stride: 
     return _TensorRef(storage, offset, tuple(size), tuple(stride))
 
 
+class _PlainUnpickler(pickle.Unpickler):
+    """Plain values only (ints, strings, dicts, lists): any global or persistent reference is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights file")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("unexpected persistent reference in a weights file header")
+
+
 class _Unpickler(pickle.Unpickler):
     def __init__(self, fh: Any, storages: dict[str, dict[str, Any]]) -> None:
         super().__init__(fh)
@@ -53,13 +64,13 @@ class _Unpickler(pickle.Unpickler):
 
 def load_state_dict(path: Path) -> dict[str, np.ndarray]:
     with open(path, "rb") as fh:
-        if pickle.load(fh) != _MAGIC:  # noqa: S301 - plain ints/dicts only
+        if _PlainUnpickler(fh).load() != _MAGIC:
             raise ValueError(f"{path}: not a legacy torch.save file")
-        pickle.load(fh)  # protocol version  # noqa: S301
-        pickle.load(fh)  # sys info  # noqa: S301
+        _PlainUnpickler(fh).load()  # protocol version
+        _PlainUnpickler(fh).load()  # sys info
         storages: dict[str, dict[str, Any]] = {}
         obj = _Unpickler(fh, storages).load()
-        keys = pickle.load(fh)  # noqa: S301
+        keys = _PlainUnpickler(fh).load()
         for key in keys:
             st = storages[key]
             (numel,) = struct.unpack("<q", fh.read(8))

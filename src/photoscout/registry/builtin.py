@@ -24,8 +24,9 @@ import numpy as np
 from photoscout.config import Settings
 from photoscout.database import Database
 from photoscout.errors import PhotoscoutError
+from photoscout.models import artifacts
 from photoscout.progress import NoProgress, Progress
-from photoscout.registry import artifacts, lifecycle
+from photoscout.registry import lifecycle
 
 log = logging.getLogger(__name__)
 

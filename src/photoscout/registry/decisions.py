@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from photoscout.config import Settings
+from photoscout.errors import EnvironmentProblem
 
 FILE_NAME = "decision-log.md"
 HEADER = ("# photoscout decision log\n\nEvery evaluation, promotion, refusal, rollback and prune, newest last. "
@@ -22,20 +23,24 @@ def path(settings: Settings) -> Path:
 def append(settings: Settings, title: str, lines: list[str] | None = None, *, table: str | None = None) -> Path:
     """Append one entry (a heading with the UTC time, bullet lines, an optional Markdown table)."""
     target = path(settings)
-    target.parent.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     parts = [f"\n## {now} · {title}\n"]
     if lines:
         parts.append("\n" + "\n".join(f"- {line}" for line in lines) + "\n")
     if table:
         parts.append("\n" + table.rstrip() + "\n")
-    with open(target, "a", encoding="utf-8") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # several processes (CLI, workers) may write
-        if f.tell() == 0:
-            f.write(HEADER)
-        f.write("".join(parts))
-        f.flush()
-        fcntl.flock(f, fcntl.LOCK_UN)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a", encoding="utf-8") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # several processes (CLI, workers) may write
+            if f.tell() == 0:
+                f.write(HEADER)
+            f.write("".join(parts))
+            f.flush()
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write the decision log {target}: {exc.strerror} (the decision itself "
+                                 f"is in the database: {title})") from exc
     return target
 
 

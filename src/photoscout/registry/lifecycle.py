@@ -19,9 +19,9 @@ from psycopg.types.json import Jsonb
 from photoscout.config import Settings
 from photoscout.database import Database, indexes
 from photoscout.errors import NotFound, PhotoscoutError
-from photoscout.models import factory
+from photoscout.models import artifacts, factory
 from photoscout.models.base import MODEL_TYPES, ModelSpec
-from photoscout.registry import artifacts, decisions
+from photoscout.registry import decisions
 
 VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -48,7 +48,9 @@ class RegisteredModel:
         return f"{self.name}@{self.version}"
 
     def artifact_dir(self, settings: Settings) -> Path:
-        return settings.models_dir / (self.artifact_path or f"{self.name}/{self.version}")
+        """The version's folder in ``models/``; a registry row naming a folder elsewhere is refused."""
+        return artifacts.contained(settings.models_dir, self.artifact_path or f"{self.name}/{self.version}",
+                                   f"{self.ref}: artifact folder")
 
     def spec(self, settings: Settings) -> ModelSpec:
         return ModelSpec(name=self.name, version=self.version, type=self.type, backend=self.backend,
@@ -133,9 +135,16 @@ def register(
     if factory.backend_type(backend) != type_:
         raise PhotoscoutError(f"backend {backend!r} makes {factory.backend_type(backend)} models, not {type_}")
     rel = artifact_path or f"{name}/{version}"
-    problems = artifacts.verify(settings.models_dir / rel)
+    folder = artifacts.contained(settings.models_dir, rel, f"{name}@{version}: artifact folder")
+    problems = artifacts.verify(folder)
     if problems:
         raise artifacts.ArtifactError("artifacts failed verification: " + "; ".join(map(str, problems)))
+    listed = {e["path"] for e in artifacts.read_manifest(folder)["files"]}
+    files = config.get("files", {})
+    unlisted = [f for f in (files.values() if isinstance(files, dict) else [files]) if str(f) not in listed]
+    if unlisted:
+        raise artifacts.ArtifactError(f"{name}@{version}: its settings name file(s) {', '.join(map(repr, unlisted))} "
+                                      "that are not among its verified artifacts: refused")
     try:
         with db.connection() as c, c.cursor(row_factory=dict_row) as cur:
             row = cur.execute(
@@ -154,7 +163,10 @@ def describe(settings: Settings, model: RegisteredModel, *, files: bool = False)
     """A model's entry with the bytes its artifacts take; with ``files`` also where they are and their manifest
     (every file's size, SHA-256 and source)."""
     data = model.as_dict()
-    folder = model.artifact_dir(settings)
+    try:
+        folder = model.artifact_dir(settings)
+    except artifacts.ArtifactError as exc:
+        return {**data, "artifact_bytes": 0, "artifact_dir": None, "manifest": {"error": str(exc)}}
     data["artifact_bytes"] = artifacts.size_bytes(folder)
     if files:
         data["artifact_dir"] = str(folder)
@@ -180,7 +192,7 @@ def switch_active(db: Database, model: RegisteredModel, reason: str,
     with db.connection() as c, c.cursor(row_factory=dict_row) as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('model_registry'))")
         current = cur.execute("SELECT id, name, version FROM model_registry WHERE type = %s AND purpose = %s "
-                              "AND status = 'active' FOR UPDATE", (model.type, model.purpose)).fetchone()
+                              "AND status = 'active' FOR NO KEY UPDATE", (model.type, model.purpose)).fetchone()
         if current is not None:
             cur.execute("UPDATE model_registry SET status = 'deprecated', deprecated_at = now() WHERE id = %s",
                         (current["id"],))
@@ -268,9 +280,14 @@ def active_at(db: Database, type_: str, when: datetime, purpose: str = "default"
 
 def _set_status(db: Database, model: RegisteredModel, status: str, reason: str) -> None:
     with db.connection() as c, c.cursor() as cur:
-        extra = ", deprecated_at = now()" if status in ("deprecated", "disabled") else ""
-        cur.execute(f"UPDATE model_registry SET status = %s{extra} WHERE id = %s", (status, model.id))
-        _history(cur, model.id, model.status, status, reason)
+        set_status_in(cur, model, status, reason)
+
+
+def set_status_in(cur: Any, model: RegisteredModel, status: str, reason: str) -> None:
+    """Change a (non-active) model's status inside the caller's transaction, with its history row."""
+    extra = ", deprecated_at = now()" if status in ("deprecated", "disabled") else ""
+    cur.execute(f"UPDATE model_registry SET status = %s{extra} WHERE id = %s", (status, model.id))
+    _history(cur, model.id, model.status, status, reason)
 
 
 def _history(cur: Any, model_id: int, from_status: str | None, to_status: str, reason: str) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 from photoscout.config import Settings
 from photoscout.database import Database
 from photoscout.errors import PhotoscoutError
-from photoscout.models import factory
-from photoscout.registry import artifacts, lifecycle
+from photoscout.models import artifacts, factory
+from photoscout.registry import lifecycle
 
 
 def _describe(backend: str, folder: Path) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from photoscout.analysis import categories
 from photoscout.config import Settings
 from photoscout.database import Database
 from photoscout.errors import PhotoscoutError
-from photoscout.registry import artifacts, decisions, lifecycle
+from photoscout.models import artifacts
+from photoscout.registry import decisions, lifecycle
 from photoscout.registry.lifecycle import RegisteredModel
 
 
