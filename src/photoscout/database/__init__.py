@@ -40,6 +40,20 @@ def redact(url: str) -> str:
     return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 
+def machine_failed(exc: psycopg.Error) -> bool:
+    """The server answered, but its machine failed it: insufficient resources (class 53: disk full, out of memory)
+    or a system error (class 58: I/O error)."""
+    return (exc.sqlstate or "")[:2] in ("53", "58")
+
+
+def cannot_write(exc: psycopg.Error) -> EnvironmentProblem:
+    """The database's disk is full or failing: the transaction was rolled back (nothing half-written), and the
+    machine must be fixed before going on."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return EnvironmentProblem(f"the database cannot write: {first}; nothing of this step was stored. Free space on "
+                              "the database's disk (or fix it), then run the command again")
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -70,6 +84,8 @@ class Database:
                 self._check_pgvector(conn)
         except psycopg.OperationalError as exc:
             self._release_embedded()
+            if machine_failed(exc):
+                raise cannot_write(exc) from exc
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {redact(self.url)}: {exc}".strip()) from exc
         except BaseException:
             self._release_embedded()
@@ -110,12 +126,9 @@ class Database:
         try:
             with self.pool.connection(timeout=timeout) as conn:
                 yield conn
-        except (psycopg.errors.InsufficientResources, psycopg.errors.IoError) as exc:
-            # the transaction was rolled back: nothing half-written; the machine must be fixed first
-            raise EnvironmentProblem(f"the database cannot write ({exc.sqlstate}): {str(exc).strip()}; nothing of "
-                                     "this step was stored. Free space on the database's disk, then run the command "
-                                     "again") from exc
         except psycopg.OperationalError as exc:
+            if machine_failed(exc):
+                raise cannot_write(exc) from exc
             raise DatabaseUnavailable(f"database connection failed: {exc}".strip()) from exc
 
     def describe(self) -> dict[str, Any]:

@@ -155,7 +155,7 @@ def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress:
     summary.found = len(found)
 
     # 2. compare with what is stored
-    known = _load_known(db, roots)
+    known = _load_known(db, roots, [p for p, f in found.items() if f.fault is None])
     _resolve_legacy_paths(db, known, found)
     to_read: list[bytes] = []
     walk_faults: list[FoundFile] = []
@@ -236,17 +236,25 @@ def _read_all(settings: Settings, paths: list[bytes]) -> Iterator[ImageInfo | Im
         yield from pool.imap_unordered(func, paths, chunksize=4)
 
 
-def _load_known(db: Database, roots: Iterable[bytes]) -> dict[bytes, _Known]:
+def _load_known(db: Database, roots: Iterable[bytes], found: Sequence[bytes]) -> dict[bytes, _Known]:
+    """Stored photos under the roots, and stored photos of files found here but filed elsewhere (a folder linked
+    into this one that was indexed on its own)."""
     known: dict[bytes, _Known] = {}
+    columns = "path_raw, id, size_bytes, mtime_ns, status, content_hash, error"
     with db.connection() as conn:
         for r in roots:
             real = os.path.realpath(r).rstrip(b"/")
             rows = conn.execute(  # under the folder as the user spells it, or under its resolved path
-                "SELECT path_raw, id, size_bytes, mtime_ns, status, content_hash, error FROM photos "
+                f"SELECT {columns} FROM photos "
                 "WHERE path = %s OR path LIKE %s OR path_raw = %s OR (path_raw >= %s AND path_raw < %s)",
                 (display(r), like_prefix(display(r)), real, real + b"/", real + b"0"),
             )
             for path_raw, *rest in rows:
+                known[bytes(path_raw)] = _Known(*rest)
+        elsewhere = [p for p in found if p not in known]
+        if elsewhere:
+            for path_raw, *rest in conn.execute(f"SELECT {columns} FROM photos WHERE path_raw = ANY(%s)",
+                                                (elsewhere,)):
                 known[bytes(path_raw)] = _Known(*rest)
     return known
 
