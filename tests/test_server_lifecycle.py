@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -58,6 +59,16 @@ def test_a_stale_pid_file_whose_pid_is_another_process(tmp_path: Path) -> None:
         assert other.poll() is None  # nobody touched the other process
     finally:
         other.kill()
+
+
+def test_a_home_whose_path_has_spaces(tmp_path: Path) -> None:
+    for home in (Path(f"/tmp/ps {tmp_path.name}/h"), tmp_path / "Photo Library" / "photoscout home"):  # short, long
+        try:
+            proc = run_cli("status", "--json", home=home)
+            assert proc.returncode == 0 and json.loads(proc.stdout)["photos"] == 0, proc.stderr
+        finally:
+            if home.is_relative_to("/tmp/ps "):
+                shutil.rmtree(home.parent, ignore_errors=True)
 
 
 def test_concurrent_first_starts_both_succeed(tmp_path: Path) -> None:

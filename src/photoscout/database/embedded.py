@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import stat
@@ -36,6 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psutil
 import psycopg
@@ -151,13 +153,13 @@ class EmbeddedServer:
         info = self._postmaster()
         if info is None or info.socket_dir is None:
             raise DatabaseUnavailable(f"embedded PostgreSQL in {self.pgdata} is not running")
-        return (f"postgresql://{PG_USER}@/{database}?host={info.socket_dir}&port={info.port}"
-                f"&passfile={self.passfile}")
+        return (f"postgresql://{PG_USER}@/{database}?host={quote(str(info.socket_dir))}&port={info.port}"
+                f"&passfile={quote(str(self.passfile))}")
 
     def tcp_url(self, database: str = "postgres") -> str:
         if self.port is None:
             raise ValueError("server was not started with a TCP port")
-        return f"postgresql://{PG_USER}@127.0.0.1:{self.port}/{database}?passfile={self.passfile}"
+        return f"postgresql://{PG_USER}@127.0.0.1:{self.port}/{database}?passfile={quote(str(self.passfile))}"
 
     def is_running(self) -> bool:
         info = self._postmaster()
@@ -344,7 +346,7 @@ class EmbeddedServer:
         self._remove_stale_locks()
         socket_dir = self._socket_dir()
         listen = f"-h 127.0.0.1 -p {self.port}" if self.port else f"-h '' -p {DEFAULT_PORT}"
-        options = f"{listen} -k {socket_dir} " + " ".join(SERVER_OPTIONS)
+        options = f"{listen} -k {shlex.quote(str(socket_dir))} " + " ".join(SERVER_OPTIONS)  # pg_ctl uses a shell
         logfile = self.pgdata / "postgres.log"
         try:
             self._pg("pg_ctl", "-w", "-t", "60", "-o", options, "-l", str(logfile), "-D", str(self.pgdata), "start",
