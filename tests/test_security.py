@@ -141,6 +141,30 @@ def test_start_as_root_widens_no_folder(tmp_path: Path) -> None:
     assert {p: p.stat().st_mode for p in watched} == before
 
 
+def test_root_runs_the_server_when_its_programs_sit_in_a_private_folder(tmp_path: Path) -> None:
+    """A virtual environment under a 0700 folder (a fresh clone in mktemp -d, /root): PostgreSQL checks its own
+    programs with access(), which no capability bypasses; they are run from a public copy, nothing is chmodded."""
+    if not ROOT:
+        pytest.skip("the server runs as another user only when photoscout runs as root")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    server = EmbeddedServer(tmp_path / "home" / "data" / "pg")
+    site = server.bin_path.parent.parent.parent
+    for name in (server.bin_path.parent.parent.name, f"{server.bin_path.parent.parent.name}.libs"):
+        shutil.copytree(site / name, private / "site" / name, symlinks=True)
+    server.bin_path = private / "site" / server.bin_path.relative_to(site)
+    before = private.stat().st_mode
+    server.acquire("photoscout")
+    try:
+        with psycopg.connect(server.url("photoscout")) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.release()
+        if server._programs is not None and server._programs.is_relative_to("/var/lib/photoscout"):
+            shutil.rmtree(server._programs.parents[2])  # this test's copy
+    assert private.stat().st_mode == before == (before & ~0o077)
+
+
 def test_a_cluster_that_trusted_everyone_is_given_a_password(tmp_path: Path) -> None:
     """Homes made by an earlier photoscout (initdb --auth=trust) are secured at their next start."""
     server = EmbeddedServer(tmp_path / "data" / "pg")

