@@ -132,13 +132,17 @@ def test_start_as_root_widens_no_folder(tmp_path: Path) -> None:
     server = EmbeddedServer(private / "home" / "data" / "pg")
     watched = [private, private.parent, *server.bin_path.parents]
     before = {p: p.stat().st_mode for p in watched}
+    _start_and_query(server)
+    assert {p: p.stat().st_mode for p in watched} == before
+
+
+def _start_and_query(server: EmbeddedServer) -> None:
     server.acquire("photoscout")
     try:
         with psycopg.connect(server.url("photoscout")) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
         server.release()
-    assert {p: p.stat().st_mode for p in watched} == before
 
 
 def test_root_runs_the_server_when_its_programs_sit_in_a_private_folder(tmp_path: Path) -> None:
@@ -154,12 +158,9 @@ def test_root_runs_the_server_when_its_programs_sit_in_a_private_folder(tmp_path
         shutil.copytree(site / name, private / "site" / name, symlinks=True)
     server.bin_path = private / "site" / server.bin_path.relative_to(site)
     before = private.stat().st_mode
-    server.acquire("photoscout")
     try:
-        with psycopg.connect(server.url("photoscout")) as conn:
-            assert conn.execute("SELECT 1").fetchone() == (1,)
+        _start_and_query(server)
     finally:
-        server.release()
         if server._programs is not None and server._programs.is_relative_to("/var/lib/photoscout"):
             shutil.rmtree(server._programs.parents[2])  # this test's copy
     assert private.stat().st_mode == before == (before & ~0o077)
