@@ -20,18 +20,20 @@ from typing import Any
 from photoscout.analysis import fewshot
 from photoscout.analysis.photos import done_count
 from photoscout.config import Settings, hide_password, load_settings
-from photoscout.database import EMBEDDED_DB_NAME, Database, migrations, redact
+from photoscout.database import EMBEDDED_DB_NAME, Database, indexes, migrations, redact
 from photoscout.database.embedded import EmbeddedServer
-from photoscout.errors import PhotoscoutError
+from photoscout.errors import DatabaseUnavailable, EnvironmentProblem, PhotoscoutError
 from photoscout.evaluation import results, runner
 from photoscout.jobs import executors, store
 from photoscout.jobs.enrich import EnrichSummary, enrich
 from photoscout.jobs.executors import Dispatched
 from photoscout.library import catalog, scanner
 from photoscout.library.scanner import ScanSummary
-from photoscout.maintenance.prune import PruneReport, prune_model
+from photoscout.maintenance import backup, disk, doctor, prune
+from photoscout.maintenance.prune import PruneReport
 from photoscout.models import artifacts
 from photoscout.models.cache import ModelCache
+from photoscout.models.onnx_runtime import device_report
 from photoscout.progress import Progress
 from photoscout.registry import builtin, decisions, lifecycle, local
 from photoscout.registry.lifecycle import RegisteredModel
@@ -75,10 +77,12 @@ class Photoscout:
 
     # -- the library ----------------------------------------------------------------------------------
     def index(self, paths: Sequence[str | os.PathLike[str]], *, run_models: bool = True, retry_errors: bool = False,
-              progress: Progress | None = None) -> tuple[ScanSummary, EnrichSummary | None]:
-        """Scan folders into the library (``retry_errors``: read unreadable files again), then (unless
-        ``run_models`` is false) run the models new photos need."""
-        summary = scanner.scan(self.db, self.settings, paths, progress, retry_errors=retry_errors)
+              repair_thumbnails: bool = False, progress: Progress | None = None
+              ) -> tuple[ScanSummary, EnrichSummary | None]:
+        """Scan folders into the library (``retry_errors``: read unreadable files again; ``repair_thumbnails``:
+        photos whose thumbnail is gone), then (unless ``run_models`` is false) run the models new photos need."""
+        summary = scanner.scan(self.db, self.settings, paths, progress, retry_errors=retry_errors,
+                               repair_thumbnails=repair_thumbnails)
         enriched = enrich(self.db, self.settings, models=self.models, progress=progress) if run_models else None
         return summary, enriched
 
@@ -107,7 +111,7 @@ class Photoscout:
         if data["broker_url"]:
             data["broker_url"] = hide_password(data["broker_url"])
         data.update(config_file=str(self.settings.config_file), data_dir=str(self.settings.data_dir),
-                    models_dir=str(self.settings.models_dir))
+                    models_dir=str(self.settings.models_dir), device_in_use=device_report(self.settings.device))
         return data
 
     def db_status(self) -> dict[str, Any]:
@@ -138,6 +142,17 @@ class Photoscout:
         False when it was not running."""
         return self._embedded().stop(force=force)
 
+    def dump(self, target: Path, *, thumbnails: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+        """The library in one file (database, decision log, evaluation sets, model artifacts; thumbnails if asked),
+        taken while searches and jobs go on."""
+        return backup.dump(self.db, self.settings, target, thumbnails=thumbnails, progress=progress)
+
+    def restore(self, source: Path, *, progress: Progress | None = None) -> dict[str, Any]:
+        """A backup into this (fresh) home: searchable at once."""
+        if self._db is not None:
+            raise PhotoscoutError("restore into a home that is not open")
+        return backup.restore(self.settings, source, progress=progress)
+
     def db_url(self) -> str:
         """A URL for psql and friends (an external one with its password hidden; the embedded one names its
         password file)."""
@@ -153,10 +168,15 @@ class Photoscout:
         return lifecycle.get(self.db, ref)
 
     def model_details(self, ref: str) -> dict[str, Any]:
-        """A model's entry, artifacts (files, sizes, SHA-256, source), history and the photos it has run on."""
+        """A model's entry, artifacts (files, sizes, SHA-256, source), history, the photos it has run on, and what
+        running it on the others would cost (from what was measured; nothing is measured now)."""
         m = lifecycle.get(self.db, ref)
+        missing = store.plan_job(self.db, kind=store.KIND_FOR_TYPE[m.type], model_ref=m.ref, missing_only=True) \
+            if m.status != "disabled" else None
         return {**lifecycle.describe(self.settings, m, files=True), "history": lifecycle.history(self.db, m.ref),
-                "photos_done": done_count(self.db, m.id)}
+                "photos_done": done_count(self.db, m.id),
+                "estimate_missing": disk.estimate(self.db, self.settings, m, len(missing.photo_ids),
+                                                  measure=False).as_dict() if missing else None}
 
     def install_builtin(self, refs: list[str] | None = None, *, wheels_dir: Path | None = None,
                         activate: bool = True, progress: Progress | None = None) -> list[dict[str, Any]]:
@@ -205,8 +225,36 @@ class Photoscout:
         """Through the gate; ``PromotionRefused`` when it says no (unless forced with a reason)."""
         return promotion.promote(self.db, self.settings, ref, force=force, reason=reason)
 
-    def prune(self, ref: str, *, reason: str = "pruned by user") -> PruneReport:
-        return prune_model(self.db, self.settings, ref, reason=reason)
+    def prune_model(self, ref: str, *, reason: str = "pruned by user") -> PruneReport:
+        """One version's outputs, index and files (its record stays)."""
+        return prune.prune_model(self.db, self.settings, ref, reason=reason)
+
+    def prune_plan(self, *, include: list[str] | None = None,
+                   missing_for_days: float | None = None) -> prune.PrunePlan:
+        """What ``prune`` would remove (a dry run)."""
+        return prune.plan(self.db, self.settings, include=include, missing_for_days=missing_for_days)
+
+    def prune(self, chosen: prune.PrunePlan, *, reason: str = "pruned by user",
+              compact: bool = False) -> prune.PruneResult:
+        """Remove what a plan lists; the bytes freed are measured."""
+        return prune.run(self.db, self.settings, chosen, reason=reason, compact=compact)
+
+    def doctor(self) -> list[doctor.Finding]:
+        """Every check; ``doctor.healthy`` says whether all is well. A database that cannot be opened is a
+        finding, not an error."""
+        try:
+            db = self.db
+        except (DatabaseUnavailable, EnvironmentProblem) as exc:
+            return doctor.unreachable(self.settings, str(exc))
+        return doctor.examine(db, self.settings)
+
+    def reindex(self, ref: str) -> bool:
+        """Build a version's vector index if it is missing, invalid or built on half its rows; True if built."""
+        return indexes.ensure(self.db, lifecycle.get(self.db, ref))
+
+    def disk(self) -> dict[str, Any]:
+        """What takes the disk: each model version, thumbnails, the database, free space."""
+        return disk.usage(self.db, self.settings)
 
     def history(self, ref: str | None = None) -> list[dict[str, Any]]:
         return lifecycle.history(self.db, ref)
@@ -222,6 +270,14 @@ class Photoscout:
         fewshot.remove_class(self.db, name)
 
     # -- jobs ---------------------------------------------------------------------------------------------
+    def plan_job(self, kind: str, model: str, *, missing_only: bool = False, sample_count: int | None = None,
+                 sample_fraction: float | None = None, seed: int = 0) -> dict[str, Any]:
+        """What a job would cover and cost (disk and time), without creating it."""
+        plan = store.plan_job(self.db, kind=kind, model_ref=model, missing_only=missing_only,
+                              sample_count=sample_count, sample_fraction=sample_fraction, seed=seed)
+        return {"kind": kind, "model": plan.model.ref, "photos": len(plan.photo_ids), "scope": plan.scope,
+                "estimate": disk.estimate(self.db, self.settings, plan.model, len(plan.photo_ids)).as_dict()}
+
     def create_job(self, kind: str, model: str, *, missing_only: bool = False, sample_count: int | None = None,
                    sample_fraction: float | None = None, seed: int = 0) -> dict[str, Any]:
         """A job over all photos, a seeded sample, or those missing the model's output (not started)."""

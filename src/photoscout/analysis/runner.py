@@ -108,7 +108,7 @@ def _ocr(db: Database, settings: Settings, reg: RegisteredModel, model: OcrModel
          embedder: tuple[int, EmbeddingModel] | None) -> None:
     """OCR on the photos that probably show text, from a larger copy of the original; the text is also embedded by
     the embedding version's text side."""
-    gated = _ocr_candidates(db, ids, analyses)
+    gated = set(ids) if settings.ocr == "always" else _ocr_candidates(db, ids, analyses)
     max_side = int(reg.config.get("max_side", 1600))
     for pid in ids:
         if pid not in gated:

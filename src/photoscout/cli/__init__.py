@@ -20,6 +20,7 @@ from photoscout.cli.database import db_app
 from photoscout.cli.evaluation import eval_app
 from photoscout.cli.jobs import jobs_app, worker_command
 from photoscout.cli.library import index_command, photos_app, status_command
+from photoscout.cli.maintenance import disk_command, doctor_command, prune_command
 from photoscout.cli.models import models_app
 from photoscout.cli.search import search_command
 from photoscout.errors import PhotoscoutError
@@ -69,6 +70,9 @@ app.add_typer(classes_app, name="classes")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(eval_app, name="eval")
 app.command("worker")(worker_command)
+app.command("disk")(disk_command)
+app.command("prune")(prune_command)
+app.command("doctor")(doctor_command)
 
 
 @app.command("config")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from photoscout.cli.common import JsonOption, console, core, output
+from photoscout.cli.common import JsonOption, console, core, output, progress_bar
 
-db_app = typer.Typer(help="The database: embedded server start/stop, status, migrations.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: embedded server start/stop, status, migrations, backup and restore.",
+                     no_args_is_help=True)
 
 
 @db_app.command("status")
@@ -40,6 +42,35 @@ def db_stop(force: Annotated[bool, typer.Option(
     with core() as app:
         stopped = app.db_stop(force=force)
     console.print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL is not running")
+
+
+@db_app.command("dump")
+def db_dump(
+    file: Annotated[Path, typer.Argument(help="The backup file to write (must not exist).")],
+    thumbnails: Annotated[bool, typer.Option("--thumbnails", help="Include the thumbnails too.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Back the library up into one file: the database (a consistent snapshot; searches and jobs go on), the
+    decision log, your evaluation sets and the artifacts of every model version that is not disabled."""
+    with core() as app, progress_bar(not json_out, "files") as progress:
+        info = app.dump(file, thumbnails=thumbnails, progress=progress)
+    output(info, json_out, lambda: console.print(
+        f"backed up {info['photos']:,} photos and {info['embeddings']:,} embeddings ({len(info['models'])} model "
+        f"versions) into {info['file']} ({info['bytes'] / 1e6:,.1f} MB)", highlight=False))
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="A backup written by 'db dump'.")],
+    json_out: JsonOption = False,
+) -> None:
+    """Restore a backup into a fresh home (or an empty database): the same library, searchable at once (every
+    index is rebuilt). Also the way to a newer PostgreSQL: dump with the old photoscout, restore with the new."""
+    with core() as app, progress_bar(not json_out, "files") as progress:
+        info = app.restore(file, progress=progress)
+    output(info, json_out, lambda: console.print(
+        f"restored {info['restored']['photos']:,} photos and {info['restored']['embeddings']:,} embeddings from "
+        f"{info['file']} (made {info['created_at'][:19]} by photoscout {info['photoscout']})", highlight=False))
 
 
 @db_app.command("url")

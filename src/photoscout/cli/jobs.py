@@ -30,6 +30,15 @@ def _show(job: dict[str, Any]) -> None:
         console.print(f"  last error: {job['last_error']}", highlight=False)
 
 
+def _print_estimate(photos: int, e: dict[str, Any]) -> None:
+    took = f"about {e['seconds'] / 60:,.1f} min at {e['photos_per_s']:.1f} photos/s ({e['time_basis']})" \
+        if e["seconds"] is not None else f"time unknown ({e['time_basis']})"
+    console.print(f"{e['model']} on {photos:,} photos: about {e['bytes'] / 1e6:,.1f} MB in the database "
+                  f"({e['bytes_per_photo']:,.0f} bytes per photo, {e['bytes_basis']}; "
+                  f"{e['free_bytes'] / 1e9:,.1f} GB free{'' if e['fits'] else ': NOT ENOUGH'}); {took}",
+                  highlight=False, soft_wrap=True)
+
+
 def _queued(job_id: int, dispatched: Dispatched | None) -> None:
     if dispatched is not None and dispatched.executor == "celery":
         console.print(f"job {job_id}: {dispatched.tasks} task(s) queued for Celery workers (photoscout worker); "
@@ -47,9 +56,17 @@ def start_cmd(
     executor: ExecutorOpt = "local",
     tasks: Annotated[int, typer.Option(help="Celery tasks to queue (workers sharing the job).")] = 2,
     no_run: Annotated[bool, typer.Option("--no-run", help="Create the job only (run later: jobs run).")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Only say how many photos it covers and what it will cost (disk, time).")] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Create a job over all photos, a sample, or those missing the model's output; then run it."""
+    if dry_run:
+        with core() as app:
+            planned = app.plan_job(kind, model, missing_only=missing_only, sample_count=sample,
+                                   sample_fraction=sample_fraction, seed=seed)
+        output(planned, json_out, lambda: _print_estimate(planned["photos"], planned["estimate"]))
+        return
     with core() as app:
         job = app.create_job(kind, model, missing_only=missing_only, sample_count=sample,
                              sample_fraction=sample_fraction, seed=seed)

@@ -27,6 +27,8 @@ def index_command(
     retry_errors: Annotated[bool, typer.Option(
         "--retry-errors", help="Read files recorded as unreadable again, even if unchanged (those that failed "
                                "because of the disk, not the file, are always read again).")] = False,
+    repair_thumbnails: Annotated[bool, typer.Option(
+        "--repair-thumbnails", help="Read again unchanged photos whose thumbnail file is gone.")] = False,
 ) -> None:
     """Scan folders into the library, then run the active models (embeddings, categories, OCR, faces) on photos
     that lack their outputs. New, changed, moved and missing photos are tracked; unreadable files are listed.
@@ -35,7 +37,7 @@ def index_command(
     """
     with core() as app, progress_bar(not (no_progress or json_out)) as progress:
         summary, enriched = app.index(paths, run_models=not no_models, retry_errors=retry_errors,
-                                      progress=progress)
+                                      repair_thumbnails=repair_thumbnails, progress=progress)
     data = {**summary.as_dict(), "models": asdict(enriched) if enriched else None}
     output(data, json_out, lambda: _print_index(summary, enriched))
     if not summary.ok:

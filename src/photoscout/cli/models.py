@@ -69,6 +69,12 @@ def show_cmd(ref: RefArg, json_out: JsonOption = False) -> None:
         for h in data["history"]:
             console.print(f"{'':>16}{h['at'][:19]}  {h['from_status'] or '-'} → {h['to_status']}  "
                           f"{h['reason'] or ''}", highlight=False)
+        e = data["estimate_missing"]
+        if e and e["photos"]:
+            took = f", about {e['seconds'] / 60:,.1f} min" if e["seconds"] else ""
+            console.print(f"[bold]{'to do':>14}[/bold]  {e['photos']:,} photos lack its outputs: about "
+                          f"{e['bytes'] / 1e6:,.1f} MB{took} (photoscout jobs start --missing-only)",
+                          highlight=False)
 
     output(data, json_out, render)
 
@@ -238,11 +244,19 @@ def prune_cmd(
         model = app.model(ref)
         if not yes and not json_out and not typer.confirm(f"Delete every output and file of {model.ref}?"):
             raise typer.Exit(1)
-        report = app.prune(ref, reason=reason)
+        report = app.prune_model(ref, reason=reason)
     output(report.as_dict(), json_out, lambda: console.print(
         f"pruned {report.model}: {report.total_bytes / 1e6:.1f} MB reclaimed ({sum(report.rows.values())} rows, "
         f"index {report.index_bytes / 1e6:.1f} MB, artifacts {report.artifact_bytes / 1e6:.1f} MB)",
         highlight=False))
+
+
+@models_app.command("reindex")
+def reindex_cmd(ref: RefArg) -> None:
+    """Build a version's vector index if it is missing or stale (searches go on meanwhile)."""
+    with core() as app:
+        built = app.reindex(ref)
+    console.print(f"{ref}: vector index {'built' if built else 'already up to date'}")
 
 
 @models_app.command("history")

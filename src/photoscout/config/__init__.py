@@ -54,7 +54,14 @@ class Settings(BaseSettings):
     )
     pool_max_size: int = Field(default=8, ge=2, description="Largest number of pooled database connections (a scan "
                                                           "holds one for its lock and writes with another).")
-    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Where models run.")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Where models run (auto: a CUDA GPU "
+                                                                               "when present, else the CPU).")
+    ocr: Literal["auto", "always", "off"] = Field(
+        default="auto", description="OCR on photos that probably show text (auto), on every photo (always), or not "
+                                    "when indexing (off; a job still runs it when asked).")
+    vector_storage: Literal["halfvec", "vector"] = Field(
+        default="halfvec", description="How built-in embedding versions installed from now on store their vectors: "
+                                       "half precision (half the bytes, same recall) or full precision.")
     batch_size: int = Field(default=32, ge=1, description="Images per model batch.")
     threads: int = Field(default=0, ge=0, description="Inference threads; 0 = all cores.")
     scan_workers: int = Field(default=0, ge=0, description="Processes that read images during a scan; 0 = all cores.")

@@ -40,6 +40,12 @@ def redact(url: str) -> str:
     return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 
+def scalar(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...] = ()) -> int:
+    """The first column of the first row as an integer (0 when there is none): counts and sizes."""
+    row = conn.execute(sql, params).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
 def machine_failed(exc: psycopg.Error) -> bool:
     """The server answered, but its machine failed it: insufficient resources (class 53: disk full, out of memory)
     or a system error (class 58: I/O error)."""

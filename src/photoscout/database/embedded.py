@@ -58,6 +58,11 @@ SERVER_OPTIONS = ("-c maintenance_work_mem=512MB", "-c max_connections=100", "-c
                   "-c unix_socket_permissions=0700")
 
 
+def programs() -> Path:
+    """The folder of the embedded PostgreSQL's programs (server and clients: pg_dump, pg_restore, psql)."""
+    return Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION])
+
+
 @dataclass
 class Users:
     """Who uses the server: live pids of photoscout processes, and whether ``db start`` pinned it."""
@@ -81,7 +86,7 @@ class EmbeddedServer:
         self.pgdata = pgdata.absolute()
         self.port = port
         self.keep_running = keep_running
-        self.bin_path: Path = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+        self.bin_path = programs()
         root = self.pgdata.parent
         self._users_file = root / "pg.users.json"
         self._lock_file = root / "pg.lock"
@@ -242,6 +247,12 @@ class EmbeddedServer:
         """Create the cluster beside the data directory and rename it into place: a kill during ``initdb``
         leaves at worst a ``.pg.init`` folder that the next start removes, never a half-built cluster."""
         if self._complete(self.pgdata):
+            made_by = (self.pgdata / "PG_VERSION").read_text().strip()
+            if made_by != str(TARGET_POSTGRES_VERSION):
+                raise DatabaseUnavailable(
+                    f"this home's database was made by PostgreSQL {made_by}; this photoscout embeds PostgreSQL "
+                    f"{TARGET_POSTGRES_VERSION}. Move the library with a backup: 'photoscout db dump FILE' with the "
+                    "photoscout that made it, then 'photoscout --home NEW_FOLDER db restore FILE' with this one")
             return
         if self.pgdata.exists():  # left by a start killed during initdb (before this was atomic): no data in it
             log.warning("removing an incomplete PostgreSQL cluster in %s (initdb never finished)", self.pgdata)

@@ -72,11 +72,12 @@ def _peak_rss_kb(fallback: int) -> int:
     return fallback
 
 
-def measure(db: Database, settings: Settings, model: RegisteredModel) -> dict[str, float]:
+def measure(db: Database, settings: Settings, model: RegisteredModel,
+            photos: int = THROUGHPUT_PHOTOS) -> dict[str, float]:
     with db.connection() as conn:
         thumbs = [settings.thumbnails_dir / t for (t,) in conn.execute(
             "SELECT thumbnail FROM photos WHERE status = 'ok' AND thumbnail IS NOT NULL ORDER BY id LIMIT %s",
-            (THROUGHPUT_PHOTOS,))]
+            (photos,))]
     paths = [os.fspath(t) for t in thumbs if t.is_file()]
     if not paths:
         return {}

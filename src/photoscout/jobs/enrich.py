@@ -31,11 +31,12 @@ class EnrichSummary:
     elapsed_s: float = 0.0
 
 
-def enrich_models(db: Database) -> list[lifecycle.RegisteredModel]:
-    """The models new photos are run through: the active ones; any with a job over the whole library under way;
-    and, for search, the embedding rollback target and staging embedding versions whose library job completed -
-    so promoting or rolling back never leaves photos indexed meanwhile without vectors."""
-    models = [m for m in lifecycle.list_models(db) if m.status == "active"]
+def enrich_models(db: Database, settings: Settings) -> list[lifecycle.RegisteredModel]:
+    """The models new photos are run through: the active ones (OCR unless ``ocr = "off"``); any with a job over the
+    whole library under way; and, for search, the embedding rollback target and staging embedding versions whose
+    library job completed - so promoting or rolling back never leaves photos indexed meanwhile without vectors."""
+    models = [m for m in lifecycle.list_models(db) if m.status == "active"
+              and not (m.type == "ocr" and settings.ocr == "off")]
     ids = [*running_model_ids(db), *candidate_model_ids(db)]
     for m in [m for m in models if m.type == "embedding"]:
         target = lifecycle.rollback_target(db, m.type, m.purpose)
@@ -52,7 +53,7 @@ def enrich(db: Database, settings: Settings, *, models: ModelCache | None = None
     started = time.perf_counter()
     progress = progress or NoProgress()
     models = models or ModelCache(settings)
-    chosen = enrich_models(db)
+    chosen = enrich_models(db, settings)
     summary = EnrichSummary(models=[m.ref for m in chosen])
     need: dict[int, set[int]] = {}
     photos: dict[int, PhotoRow] = {}

@@ -43,9 +43,19 @@ class Unit:
     model_id: int
 
 
-def create_job(db: Database, *, kind: str, model_ref: str, missing_only: bool = False,
-               sample_count: int | None = None, sample_fraction: float | None = None, seed: int = 0,
-               unit_size: int = 32) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Plan:
+    """What a job would cover: its model and the photo ids, before anything is created."""
+
+    kind: str
+    model: lifecycle.RegisteredModel
+    photo_ids: list[int]
+    scope: dict[str, Any]
+
+
+def plan_job(db: Database, *, kind: str, model_ref: str, missing_only: bool = False,
+             sample_count: int | None = None, sample_fraction: float | None = None, seed: int = 0) -> Plan:
+    """Check a job's request and choose its photos (all, those missing the model's output, or a seeded sample)."""
     if sample_count is not None and sample_count < 1:
         raise InvalidParameter("a sample needs at least 1 photo", "sample_count")
     if sample_fraction is not None and not 0 < sample_fraction <= 1:
@@ -64,13 +74,23 @@ def create_job(db: Database, *, kind: str, model_ref: str, missing_only: bool = 
                 "AND r.outcome <> 'failed')")
     with db.connection() as conn:
         ids = [r[0] for r in conn.execute(sql + " ORDER BY p.id", {"m": model.id})]
-        if sample_count is not None or sample_fraction is not None:  # seeded, reproducible subset
-            ids.sort(key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).digest())
-            n = sample_count if sample_count is not None else max(1, round(len(ids) * (sample_fraction or 1)))
-            ids = sorted(ids[:n])
+    if sample_count is not None or sample_fraction is not None:  # seeded, reproducible subset
+        ids.sort(key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).digest())
+        n = sample_count if sample_count is not None else max(1, round(len(ids) * (sample_fraction or 1)))
+        ids = sorted(ids[:n])
+    return Plan(kind, model, ids, scope)
+
+
+def create_job(db: Database, *, kind: str, model_ref: str, missing_only: bool = False,
+               sample_count: int | None = None, sample_fraction: float | None = None, seed: int = 0,
+               unit_size: int = 32) -> dict[str, Any]:
+    plan = plan_job(db, kind=kind, model_ref=model_ref, missing_only=missing_only, sample_count=sample_count,
+                    sample_fraction=sample_fraction, seed=seed)
+    ids = plan.photo_ids
+    with db.connection() as conn:
         row = conn.execute(
             "INSERT INTO jobs (kind, model_id, scope, status, total_items, params) VALUES (%s, %s, %s, 'pending', %s,"
-            " %s) RETURNING id", (kind, model.id, Jsonb(scope), len(ids), Jsonb({"unit_size": unit_size})),
+            " %s) RETURNING id", (kind, plan.model.id, Jsonb(plan.scope), len(ids), Jsonb({"unit_size": unit_size})),
         ).fetchone()
         assert row is not None
         job_id = int(row[0])
@@ -79,6 +99,20 @@ def create_job(db: Database, *, kind: str, model_ref: str, missing_only: bool = 
         if not ids:
             conn.execute("UPDATE jobs SET status = 'completed', finished_at = now() WHERE id = %s", (job_id,))
     return get_job(db, job_id)
+
+
+def measured_rate(db: Database, model: lifecycle.RegisteredModel) -> tuple[float, str] | None:
+    """Photos per second of the most recent completed job of this version, else of the same backend and type (on
+    this machine's database: where the work really ran)."""
+    with db.connection() as conn:
+        row = conn.execute(
+            "SELECT (j.done_items + j.failed_items) "
+            "/ greatest(extract(epoch FROM j.finished_at - j.started_at), 0.001), m.name || '@' || m.version "
+            "FROM jobs j JOIN model_registry m ON m.id = j.model_id "
+            "WHERE j.status = 'completed' AND j.started_at IS NOT NULL AND j.done_items >= 8 "
+            "AND (m.id = %s OR (m.backend = %s AND m.type = %s)) ORDER BY (m.id = %s) DESC, j.finished_at DESC "
+            "LIMIT 1", (model.id, model.backend, model.type, model.id)).fetchone()
+    return (float(row[0]), f"job of {row[1]}") if row else None
 
 
 def claim(db: Database, owner: str, lease_seconds: int, job_id: int | None = None,

@@ -85,6 +85,7 @@ class _Known:
     status: str
     content_hash: str | None
     error: str | None
+    thumbnail: str | None
 
 
 # Reasons that blamed the machine, not the file (a full, read-only or failing disk): read again by the next scan.
@@ -98,9 +99,11 @@ def environmental(reason: str | None) -> bool:
 
 
 def scan(db: Database, settings: Settings, roots: Sequence[str | os.PathLike[str]],
-         progress: Progress | None = None, *, retry_errors: bool = False) -> ScanSummary:
+         progress: Progress | None = None, *, retry_errors: bool = False,
+         repair_thumbnails: bool = False) -> ScanSummary:
     """Scan ``roots`` (``retry_errors``: read again the files recorded as unreadable, even if unchanged; those
-    that failed for environmental reasons are always read again). A full or read-only disk stops the scan with
+    that failed for environmental reasons are always read again; ``repair_thumbnails``: read again unchanged photos
+    whose thumbnail file is gone). A full or read-only disk stops the scan with
     ``EnvironmentProblem``; what was written before is kept, nothing is blamed on a photo."""
     progress = progress or NoProgress()
     raw_roots = [normalize_root(r) for r in roots]
@@ -119,7 +122,7 @@ def scan(db: Database, settings: Settings, roots: Sequence[str | os.PathLike[str
         if not got or not got[0]:
             raise PhotoscoutError("another 'photoscout index' is running on this library; wait for it to finish")
         try:
-            summary = _scan_locked(db, settings, raw_roots, progress, retry_errors)
+            summary = _scan_locked(db, settings, raw_roots, progress, retry_errors, repair_thumbnails)
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s)", (SCAN_LOCK_KEY,))
             lock_conn.autocommit = False
@@ -133,7 +136,7 @@ def scan(db: Database, settings: Settings, roots: Sequence[str | os.PathLike[str
 
 
 def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress: Progress,
-                 retry_errors: bool) -> ScanSummary:
+                 retry_errors: bool, repair_thumbnails: bool) -> ScanSummary:
     with db.connection() as conn:
         _mark_interrupted_scans(conn)
         row = conn.execute(
@@ -168,7 +171,9 @@ def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress:
             else:
                 walk_faults.append(f)
             continue
-        retry = k is not None and k.status == "error" and (retry_errors or environmental(k.error))
+        retry = k is not None and (
+            (k.status == "error" and (retry_errors or environmental(k.error)))
+            or (repair_thumbnails and k.thumbnail is not None and not (settings.thumbnails_dir / k.thumbnail).exists()))
         if k is not None and k.size_bytes == f.size_bytes and k.mtime_ns == f.mtime_ns and not retry:
             summary.unchanged += 1
             if k.status == "missing":
@@ -240,7 +245,7 @@ def _load_known(db: Database, roots: Iterable[bytes], found: Sequence[bytes]) ->
     """Stored photos under the roots, and stored photos of files found here but filed elsewhere (a folder linked
     into this one that was indexed on its own)."""
     known: dict[bytes, _Known] = {}
-    columns = "path_raw, id, size_bytes, mtime_ns, status, content_hash, error"
+    columns = "path_raw, id, size_bytes, mtime_ns, status, content_hash, error, thumbnail"
     with db.connection() as conn:
         for r in roots:
             real = os.path.realpath(r).rstrip(b"/")

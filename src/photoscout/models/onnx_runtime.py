@@ -26,6 +26,28 @@ def providers(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def device_report(device: str) -> str:
+    """Where models run with this ``device`` setting, in words (``config`` and ``doctor`` show it)."""
+    import importlib.util
+
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    try:
+        chosen = providers(device)
+    except PhotoscoutError as exc:
+        return str(exc)
+    where = "on the GPU (CUDA)" if chosen[0] == "CUDAExecutionProvider" else "on the CPU"
+    line = f"device = {device}: built-in models run {where} (ONNX Runtime providers: {', '.join(available)})"
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        line += "; hub models: " + (f"CUDA GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
+                                    and device != "cpu" else "CPU (torch sees no CUDA GPU)" if device != "cpu"
+                                    else "CPU")
+    return line
+
+
 def session(path: Path, runtime: RuntimeOptions) -> Any:
     import onnxruntime as ort
 

@@ -110,7 +110,7 @@ def _build_conse(folder: Path, wheels: dict[str, Path], settings: Settings, *, h
         labels += " + category hierarchy ('laptop, laptop computer (electronics)')"
     return {
         "dim": 384, "top_t": 10, "image_size": 224, "labels": labels,
-        "storage": "halfvec",  # half the bytes, same recall@10, faster filtered searches (bench_search.py)
+        "storage": settings.vector_storage,  # halfvec: half the bytes, same recall@10 (bench_search.py)
         "files": {"image_model": image_model, "text_model": "minilm_l6_v2_int8.onnx",
                   "tokenizer": "tokenizer.json", "label_embeddings": "label_embeddings.npy"},
     }
