@@ -139,11 +139,17 @@ def usage(db: Database, settings: Settings) -> dict[str, Any]:
 
 
 # -- estimates -------------------------------------------------------------------------------------------------
+# PostgreSQL's page layout: rows (8-byte aligned, with a 4-byte line pointer) fill 8 kB pages; a row too large for a
+# page's quarter keeps its vector out of line (TOAST, in ~2 kB chunks).
+PAGE, PAGE_USABLE, LINE_POINTER, TOAST_THRESHOLD, TOAST_CHUNK = 8192, 8168, 4, 2032, 1996
 VECTOR_HEADER = 8  # varlena header + dimension of a pgvector value
-ROW_OVERHEAD = 150  # heap tuple header, line pointer, ids, names, timestamps, b-tree entries
-ANALYSIS_BYTES = 900  # labels, category scores and cues of a photo, with the table's indexes
-RUN_BYTES = 110  # one photo_model_runs row with its primary key
-OTHER_TYPE_BYTES = {"detector": 250, "ocr": 1200, "captioning": 300, "few_shot": 6000}
+BTREE_PER_ROW = {"photo_embeddings": 54}  # b-tree entries per row (id, (photo, model), model); other tables: 31
+TYPICAL_ROW = {"photo_embeddings": 104, "photo_analysis": 640, "photo_model_runs": 60, "detections": 90,
+               "photo_text": 700, "photo_captions": 120, "photo_features": 5200, "region_embeddings": 900}
+TYPICAL_TABLES = {"embedding": ("photo_embeddings", "photo_analysis", "photo_model_runs"),
+                  "detector": ("detections", "photo_model_runs"), "ocr": ("photo_text", "photo_model_runs"),
+                  "captioning": ("photo_captions", "photo_model_runs"),
+                  "few_shot": ("photo_features", "photo_model_runs")}
 
 
 def _vector_bytes(model: RegisteredModel) -> int:
@@ -151,22 +157,60 @@ def _vector_bytes(model: RegisteredModel) -> int:
     return VECTOR_HEADER + dim * (2 if model.config.get("storage") == "halfvec" else 4)
 
 
+def _aligned(n: float) -> int:
+    return -(-int(n) // 8) * 8
+
+
+def _on_pages(row: float) -> float:
+    """Bytes one row of this size takes in a table's pages."""
+    return PAGE / max(1, PAGE_USABLE // (_aligned(row) + LINE_POINTER))
+
+
+def _table_row(table: str, row: float, vector: int) -> float:
+    """A row with its b-tree entries; a vector too large to stay in the row goes to TOAST chunks."""
+    btree = BTREE_PER_ROW.get(table, 31)
+    if row > TOAST_THRESHOLD and vector:
+        chunks = -(-vector // TOAST_CHUNK)
+        return _on_pages(row - vector + 18) + btree + chunks * (_on_pages(TOAST_CHUNK + 36) + 31)
+    return _on_pages(row) + btree
+
+
+def _index_row(vector: int) -> float:
+    """An IVFFlat entry (index tuple header + the vector), with ~2% for list tails and centroids."""
+    return _on_pages(VECTOR_HEADER + vector) * 1.02
+
+
 def bytes_per_photo(db: Database, settings: Settings, model: RegisteredModel) -> tuple[float, str]:
-    """What one photo will cost in the database for this version, and what the figure rests on."""
-    stored = {v.model: v for v in versions(db, settings) if v.rows.get("photo_model_runs")}
-    same_type = [m for m in lifecycle.list_models(db, type_=model.type) if m.id != model.id]
-    for other in [model, *same_type]:  # this version's own rows, else another of its type: scaled to its vectors
-        v = stored.get(other.ref)
-        if v is None:
-            continue
-        per_photo = v.database_bytes / v.rows["photo_model_runs"]
-        if model.type == "embedding":
-            per_photo += 2 * (_vector_bytes(model) - _vector_bytes(other))  # table + index hold each vector
-        return per_photo, f"measured on {v.model}"
-    if model.type == "embedding":
-        vec = _vector_bytes(model)
-        return 2 * (vec + ROW_OVERHEAD) + ANALYSIS_BYTES + RUN_BYTES, "computed from the row sizes"
-    return OTHER_TYPE_BYTES.get(model.type, 500) + RUN_BYTES, "computed from typical row sizes"
+    """What one photo will cost in the database for this version, and what the figure rests on: the average sizes
+    and counts of the rows a version of its type already stored (its own, else another's, with the vector resized),
+    laid out on PostgreSQL's pages; else typical row sizes."""
+    vec = _vector_bytes(model) if model.type == "embedding" else 0
+    same_type = [model, *[m for m in lifecycle.list_models(db, type_=model.type) if m.id != model.id]]
+    with db.connection() as conn:
+        for ref in same_type:
+            photos = scalar(conn, "SELECT count(*) FROM photo_model_runs WHERE model_id = %s", (ref.id,))
+            if not photos:
+                continue
+            total = 0.0
+            for table in OUTPUT_TABLES:
+                if table == "fewshot_classes":
+                    continue
+                row = conn.execute(f"SELECT count(*), avg(pg_column_size(t.*)) FROM {table} t WHERE model_id = %s",
+                                   (ref.id,)).fetchone()
+                if not row or not row[0]:
+                    continue
+                size = float(row[1])
+                table_vec = 0
+                if table == "photo_embeddings":
+                    table_vec = vec
+                    size += vec - _vector_bytes(ref)
+                    total += _index_row(vec)
+                total += int(row[0]) / photos * _table_row(table, size, table_vec)
+            return total, f"rows of {ref.ref} on the pages" + ("" if ref.id == model.id else " (vectors resized)")
+    tables = TYPICAL_TABLES.get(model.type, ("photo_model_runs",))
+    total = sum(_table_row(t, TYPICAL_ROW[t] + (vec if t == "photo_embeddings" else 0),
+                           vec if t == "photo_embeddings" else 0) for t in tables)
+    return total + (_index_row(vec) if vec else 0), "typical row sizes"
 
 
 def photos_per_second(db: Database, settings: Settings, model: RegisteredModel, *,
