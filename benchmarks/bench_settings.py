@@ -2,12 +2,13 @@
 
 * ``batch_size`` (8, 32, 64) and ``threads`` (1, all cores): ConSE embedding throughput end to end (decode from the
   scan's thumbnails, model, database write), photos/s, median of --runs;
-* ``scan_workers`` (1, all cores): scan throughput on camera-sized JPEGs (2000x1500), photos/s;
+* ``scan_workers`` (1, all cores): scan throughput on --camera JPEGs of 2000x1500, photos/s (worker processes cost
+  about a second to start, so small scans gain nothing);
 * ``ocr`` (auto, always, off): time of the OCR model on a mixed sample of photos-dev and how many of its documents
   and screenshots end up with text;
 * ``device``: where models run here (no GPU on CI: the CPU).
 
-Usage: .venv/bin/python -m benchmarks.bench_settings [--photos 192] [--runs 3] [--workdir DIR]
+Usage: .venv/bin/python -m benchmarks.bench_settings [--photos 192] [--runs 3] [--camera 200] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--photos", type=int, default=192)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--camera", type=int, default=200, help="camera-sized photos for the scan_workers figure")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "photoscout-bench")
     a = ap.parse_args()
     home = a.workdir / "settings-home"
@@ -114,8 +116,8 @@ def main() -> None:
 
     camera = a.workdir / "settings-camera"
     if not camera.exists():
-        generate(camera, 48, 2000, 1500, seed=5)
-    print("scan of 48 JPEGs 2000x1500 (hash, EXIF, thumbnail, insert), photos/s (median of runs):")
+        generate(camera, a.camera, 2000, 1500, seed=5)
+    print(f"scan of {a.camera} JPEGs 2000x1500 (hash, EXIF, thumbnail, insert), photos/s (median of runs):")
     for workers in (1, 0):
         rates = []
         for _ in range(a.runs):
