@@ -25,7 +25,7 @@ from photoscout.maintenance import disk
 from photoscout.maintenance.disk import folder_bytes
 from photoscout.registry import builtin, lifecycle, local
 from photoscout.rollout import activation, promotion
-from tests.conftest import copy_sample, run_cli
+from tests.conftest import _new_database, copy_sample, run_cli
 
 V1 = "random-vectors@v0.1.0"
 
@@ -219,7 +219,7 @@ def test_doctor_when_the_database_cannot_be_reached(tmp_path: Path) -> None:
 
 # -- backup and restore -----------------------------------------------------------------------------------------
 def test_dump_while_searching_then_restore_into_a_fresh_home(library: tuple[Photoscout, list[Path]],
-                                                              tmp_path: Path) -> None:
+                                                              tmp_path: Path, pg_server: object) -> None:
     core, files = library
     from photoscout.jobs.enrich import enrich
 
@@ -262,6 +262,12 @@ def test_dump_while_searching_then_restore_into_a_fresh_home(library: tuple[Phot
         assert indexes.exists(other.db, lifecycle.get(other.db, v2))  # rebuilt by the restore
     again = run_cli("db", "restore", str(tmp_path / "backup.tar"), home=fresh)
     assert again.returncode == 2 and "already holds a library" in again.stderr
+
+    # or into an empty database elsewhere (here: a new database on the test server, reached by URL)
+    empty = _new_database(pg_server)
+    with Photoscout(load_settings(tmp_path / "elsewhere", database_url=empty)) as other:
+        assert other.restore(tmp_path / "backup.tar")["restored"]["photos"] == len(files)
+        assert [(h.photo_id, h.score) for h in other.search("food", limit=10).hits] == before["food"]
 
 
 def _registry(core: Photoscout) -> list[dict[str, object]]:
