@@ -147,3 +147,36 @@ def sample_rows(per_label: dict[str, int]) -> list[dict[str, str]]:
                 taken[key] = taken.get(key, 0) + 1
                 out.append(row)
     return out
+
+
+@pytest.fixture(scope="session")
+def library_template(tmp_path_factory: pytest.TempPathFactory, pg_server: EmbeddedServer,
+                     builtin_wheels: Path) -> tuple[Path, str]:
+    """A small real library, built once: the built-in models (v1 active; random-vectors@v0.1.0 in staging) and 5
+    photos of each photos-dev category, indexed. ``clone_library`` gives each test module its own copy."""
+    from photoscout.app import Photoscout
+    from photoscout.registry import builtin
+
+    root = Path(tmp_path_factory.mktemp("library"))
+    copy_sample(root / "photos", per_category=5)
+    url = _new_database(pg_server)
+    home = root / "home"
+    with Photoscout.open(home, database_url=url) as core:
+        core.install_builtin(wheels_dir=builtin_wheels)
+        builtin.install(core.db, core.settings, wheels_dir=builtin_wheels, refs=["random-vectors@v0.1.0"])
+        core.index([root / "photos"])
+    return home, url.split("@/", 1)[1].split("?")[0]
+
+
+def clone_library(template: tuple[Path, str], server: EmbeddedServer, dest: Path) -> Path:
+    """A copy of the template library: its home's files and a database made from its database."""
+    import shutil
+
+    home, template_db = template
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    target = dest / "home"
+    shutil.copytree(home, target, symlinks=True)
+    (target / "config.toml").write_text(f'database_url = "{server.url(name)}"\n')
+    return target

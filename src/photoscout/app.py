@@ -15,19 +15,19 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
-from photoscout.analysis import fewshot
+from photoscout.analysis import categories, fewshot
 from photoscout.analysis.photos import done_count
 from photoscout.config import Settings, hide_password, load_settings
 from photoscout.database import EMBEDDED_DB_NAME, Database, indexes, migrations, redact
 from photoscout.database.embedded import EmbeddedServer
-from photoscout.errors import DatabaseUnavailable, EnvironmentProblem, PhotoscoutError
-from photoscout.evaluation import results, runner
+from photoscout.errors import DatabaseUnavailable, EnvironmentProblem, NotFound, PhotoscoutError
+from photoscout.evaluation import marks, results, runner
 from photoscout.jobs import executors, store
 from photoscout.jobs.enrich import EnrichSummary, enrich
 from photoscout.jobs.executors import Dispatched
-from photoscout.library import catalog, scanner
+from photoscout.library import catalog, media, scanner
 from photoscout.library.scanner import ScanSummary
 from photoscout.maintenance import backup, disk, doctor, prune
 from photoscout.maintenance.prune import PruneReport
@@ -38,6 +38,7 @@ from photoscout.progress import Progress
 from photoscout.registry import builtin, decisions, lifecycle, local
 from photoscout.registry.lifecycle import RegisteredModel
 from photoscout.rollout import activation, promotion
+from photoscout.search import compare
 from photoscout.search.engine import SearchEngine, SearchResult
 from photoscout.search.query import Filters
 
@@ -96,11 +97,55 @@ class Photoscout:
     def photo(self, ref: str | int) -> dict[str, Any]:
         return catalog.get_photo(self.db, ref)
 
-    def search(self, text: str | None = None, *, image: str | None = None, limit: int = 20,
-               filters: Filters | None = None, model: str | None = None) -> SearchResult:
+    @property
+    def engine(self) -> SearchEngine:
         if self._engine is None:
             self._engine = SearchEngine(self.db, self.settings, self.models)
-        return self._engine.search(text, image=image, limit=limit, filters=filters, model_ref=model)
+        return self._engine
+
+    def search(self, text: str | None = None, *, image: str | IO[bytes] | None = None,
+               similar_to: int | None = None, limit: int = 20, offset: int = 0, filters: Filters | None = None,
+               model: str | None = None) -> SearchResult:
+        """By meaning (``text``), by a photo (``image``: a file or an open upload; ``similar_to``: a library photo's
+        id); one page of results (``offset``, ``limit``)."""
+        return self.engine.search(text, image=image, similar_to=similar_to, limit=limit, offset=offset,
+                                  filters=filters, model_ref=model)
+
+    def compare(self, text: str, right: str, *, left: str | None = None, limit: int = 20,
+                filters: Filters | None = None) -> dict[str, Any]:
+        """Two versions' answers side by side (``left``: the active one unless named); differing results marked."""
+        return compare.compare(self.engine, text, left, right, limit=limit, filters=filters)
+
+    def facets(self) -> dict[str, Any]:
+        """What a search can be narrowed by: the photo categories, the few-shot classes, the embedding versions."""
+        return {"categories": list(categories.DEFAULT_CATEGORIES), "classes": [c["name"] for c in self.classes()],
+                "models": [{"ref": m.ref, "status": m.status} for m in lifecycle.list_models(self.db, type_="embedding")
+                           if m.status != "disabled"]}
+
+    def warm_up(self) -> None:
+        """Load what a query needs (the active embedding model, a first query) so the first search is fast."""
+        if lifecycle.active(self.db, "embedding") is not None:
+            try:
+                self.engine.warm_up()
+            except NotFound:  # no embeddings yet: nothing to warm
+                pass
+
+    def thumbnail(self, photo_id: int) -> media.MediaFile:
+        return media.thumbnail(self.db, self.settings, photo_id)
+
+    def preview(self, photo_id: int, size: int = 1440) -> media.MediaFile:
+        return media.preview(self.db, self.settings, photo_id, size)
+
+    def original(self, photo_id: int) -> media.MediaFile:
+        return media.original(self.db, self.settings, photo_id)
+
+    def mark(self, query: str, photo_id: int, relevant: bool | None) -> dict[str, Any]:
+        """Judge a result for a query; the judgements build ``<home>/evalsets/marked.toml``, a set the gate uses."""
+        return marks.mark(self.db, self.settings, query, photo_id, relevant)
+
+    def marks(self, query: str | None = None) -> Any:
+        """The judgements for ``query`` (paths), or a line per marked query."""
+        return marks.marks_for(self.settings, query) if query else marks.summary(self.settings)
 
     # -- settings and the database ----------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -263,6 +308,10 @@ class Photoscout:
     def add_class(self, name: str, examples: list[str], threshold: float | None = None) -> dict[str, Any]:
         return fewshot.create_class(self.db, self.settings, name, examples, threshold, models=self.models)
 
+    def add_example(self, name: str, photo_id: int) -> dict[str, Any]:
+        """Mark a photo as an example of a class (made when it is new)."""
+        return fewshot.add_example(self.db, self.settings, name, photo_id, models=self.models)
+
     def classes(self) -> list[dict[str, Any]]:
         return fewshot.list_classes(self.db)
 
@@ -277,6 +326,10 @@ class Photoscout:
                               sample_count=sample_count, sample_fraction=sample_fraction, seed=seed)
         return {"kind": kind, "model": plan.model.ref, "photos": len(plan.photo_ids), "scope": plan.scope,
                 "estimate": disk.estimate(self.db, self.settings, plan.model, len(plan.photo_ids)).as_dict()}
+
+    def job_kinds(self) -> dict[str, str]:
+        """The job kind that runs each model type."""
+        return dict(store.KIND_FOR_TYPE)
 
     def create_job(self, kind: str, model: str, *, missing_only: bool = False, sample_count: int | None = None,
                    sample_fraction: float | None = None, seed: int = 0) -> dict[str, Any]:
@@ -337,10 +390,8 @@ class Photoscout:
     def evaluate(self, model: str, set_files: Sequence[Path] | None = None, *, compare_active: bool = False,
                  k: int | None = None, measure_resources: bool = True, progress: Progress | None = None,
                  warn: Callable[[str], None] | None = None) -> list[runner.SuiteRun]:
-        if self._engine is None:
-            self._engine = SearchEngine(self.db, self.settings, self.models)
         return runner.run(self.db, self.settings, model, set_files, compare_active=compare_active, k=k,
-                          measure_resources=measure_resources, engine=self._engine, progress=progress, warn=warn)
+                          measure_resources=measure_resources, engine=self.engine, progress=progress, warn=warn)
 
     def evaluations(self, model: str | None = None) -> list[dict[str, Any]]:
         """Stored evaluation sessions, newest first (overall metrics)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import IO
 
 from PIL import Image, ImageOps
 
@@ -38,7 +39,7 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def load_rgb(path: bytes | str, max_side: int, min_side: int = 0) -> Image.Image:
+def load_rgb(path: bytes | str | IO[bytes], max_side: int, min_side: int = 0) -> Image.Image:
     """Open a photo for a model: upright, RGB. Decode at a reduced scale when the format allows (JPEG DCT scaling),
     keeping at least ``min_side`` (or ``max_side``) pixels on the shorter side, then cap the longer side at
     ``max_side``."""

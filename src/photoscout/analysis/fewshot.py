@@ -81,3 +81,13 @@ def remove_class(db: Database, name: str) -> None:
             raise NotFound(f"no few-shot class {name!r}")
         ids = [r[0] for r in conn.execute("SELECT id FROM photos WHERE %s = ANY(categories)", (name,))]
     categories.refresh(db, ids)
+
+
+def add_example(db: Database, settings: Settings, name: str, photo_id: int,
+                models: ModelCache | None = None) -> dict[str, Any]:
+    """One more example photo for a class (a new class when there is none by that name); its threshold is kept."""
+    existing = next((c for c in list_classes(db) if c["name"] == name), None)
+    examples = [str(i) for i in (existing["example_ids"] if existing else [])]
+    if str(photo_id) not in examples:
+        examples.append(str(photo_id))
+    return create_class(db, settings, name, examples, existing["threshold"] if existing else None, models=models)

@@ -23,6 +23,7 @@ from photoscout.cli.library import index_command, photos_app, status_command
 from photoscout.cli.maintenance import disk_command, doctor_command, prune_command
 from photoscout.cli.models import models_app
 from photoscout.cli.search import search_command
+from photoscout.cli.serve import serve_command
 from photoscout.errors import PhotoscoutError
 
 app = typer.Typer(
@@ -73,6 +74,7 @@ app.command("worker")(worker_command)
 app.command("disk")(disk_command)
 app.command("prune")(prune_command)
 app.command("doctor")(doctor_command)
+app.command("serve")(serve_command)
 
 
 @app.command("config")

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,9 +26,10 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from photoscout.app import Photoscout
 from photoscout.errors import InvalidParameter, PhotoscoutError
 
+if TYPE_CHECKING:
+    from photoscout.app import Photoscout
 console = Console()
 err_console = Console(stderr=True)
 
@@ -53,9 +54,19 @@ def configure_logging(verbose: bool) -> None:
 @contextmanager
 def core() -> Iterator[Photoscout]:
     """The core for one command (the database opens on first use and closes at the end)."""
+    from photoscout.app import Photoscout  # imported when a command needs the core, not for --help or --version
+
     overrides: dict[str, Any] = {"database_url": STATE.database_url} if STATE.database_url else {}
     with Photoscout.open(STATE.home, **overrides) as app:
         yield app
+
+
+def find_server() -> Any:
+    """A running ``photoscout serve`` of this home on this machine (``photoscout.client.Server``), or None."""
+    from photoscout import client
+    from photoscout.config import load_settings
+
+    return client.find(load_settings(STATE.home))
 
 
 def print_json(data: Any) -> None:

@@ -4,14 +4,16 @@ decision log."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from photoscout.cli.common import JsonOption, console, core, err_console, output, progress_bar
 from photoscout.evaluation import metrics
-from photoscout.evaluation.results import EvalReport
+
+if TYPE_CHECKING:
+    from photoscout.evaluation.results import EvalReport
 
 eval_app = typer.Typer(help="Evaluation sets: measure a model version before promoting it.", no_args_is_help=True)
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from photoscout.cli.common import JsonOption, RichProgress, console, core, output, progress_bar
-from photoscout.jobs.executors import Dispatched
+
+if TYPE_CHECKING:
+    from photoscout.jobs.executors import Dispatched
 
 jobs_app = typer.Typer(help="Background jobs: compute a model's outputs for all, missing or sampled photos.",
                        no_args_is_help=True)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Column, Table
 
 from photoscout.cli.common import JsonOption, console, core, err_console, output, progress_bar
-from photoscout.jobs.enrich import EnrichSummary
-from photoscout.library.scanner import ScanSummary
+
+if TYPE_CHECKING:
+    from photoscout.jobs.enrich import EnrichSummary
+    from photoscout.library.scanner import ScanSummary
 
 photos_app = typer.Typer(help="List and inspect photos in the library.", no_args_is_help=True)
 

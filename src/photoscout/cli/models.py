@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from photoscout.cli.common import JsonOption, console, core, output, print_json, progress_bar
 from photoscout.cli.evaluation import comparison_table
-from photoscout.errors import InvalidParameter
-from photoscout.models.base import MODEL_TYPES
-from photoscout.rollout.promotion import GateResult, PromotionRefused
+from photoscout.errors import InvalidParameter, PhotoscoutError
+from photoscout.models import MODEL_TYPES
+
+if TYPE_CHECKING:
+    from photoscout.rollout.promotion import GateResult
 
 models_app = typer.Typer(help="The model registry: install, register, verify, activate, roll back.",
                          no_args_is_help=True)
@@ -211,11 +213,14 @@ def promote_cmd(
             raise typer.Exit(0 if gate.passed else 4)
         try:
             model, gate = app.promote(ref, force=force, reason=reason)
-        except PromotionRefused as exc:
+        except PhotoscoutError as exc:
+            refused: GateResult | None = getattr(exc, "gate", None)  # the gate's refusal (PromotionRefused)
+            if refused is None:
+                raise
             if json_out:
-                print_json({"promoted": False, "gate": exc.gate.as_dict()})
+                print_json({"promoted": False, "gate": refused.as_dict()})
                 raise typer.Exit(exc.exit_code) from None
-            _print_gate(exc.gate)
+            _print_gate(refused)
             raise
 
     def render() -> None:

@@ -187,7 +187,7 @@ def resolve(db: Database, suite: Suite) -> Suite:
     with db.connection() as conn:
         rows = conn.execute("SELECT id, path FROM photos WHERE status = 'ok' AND path LIKE %s",
                             (like_prefix(root),)).fetchall()
-        by_rel = {path[len(root) + 1:]: pid for pid, path in rows}
+        by_rel = {path[len(root.rstrip("/")) + 1:]: pid for pid, path in rows}
         if not by_rel:  # the library reached the same folder by another route (a symlink, a mount): match the ends
             base = os.path.basename(root)
             rows = conn.execute("SELECT id, path FROM photos WHERE status = 'ok' AND path LIKE %s",

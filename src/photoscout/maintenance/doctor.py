@@ -15,8 +15,7 @@ from typing import Any
 from photoscout.config import Settings
 from photoscout.database import Database, indexes, migrations, scalar
 from photoscout.database.vectors import pgvector_version
-from photoscout.models import artifacts
-from photoscout.models.base import MODEL_TYPES
+from photoscout.models import MODEL_TYPES, artifacts
 from photoscout.registry import lifecycle
 
 LOW_DISK_FRACTION = 0.05

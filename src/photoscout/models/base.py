@@ -15,8 +15,6 @@ from PIL import Image
 
 from photoscout.models import artifacts
 
-MODEL_TYPES = ("embedding", "detector", "captioning", "ocr", "few_shot")
-
 
 @dataclass(frozen=True)
 class ModelSpec:

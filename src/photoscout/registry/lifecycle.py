@@ -19,8 +19,8 @@ from psycopg.types.json import Jsonb
 from photoscout.config import Settings
 from photoscout.database import Database, indexes
 from photoscout.errors import NotFound, PhotoscoutError
-from photoscout.models import artifacts, factory
-from photoscout.models.base import MODEL_TYPES, ModelSpec
+from photoscout.models import MODEL_TYPES, artifacts, factory
+from photoscout.models.base import ModelSpec
 from photoscout.registry import decisions
 
 VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")

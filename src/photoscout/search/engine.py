@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from pgvector import HalfVector
@@ -82,25 +82,35 @@ class SearchEngine:
         model = self._model(model_ref)
         self._text_vector(model, "photo")
 
-    def search(self, text: str | None = None, *, image: str | None = None, limit: int = 20,
-               filters: Filters | None = None, model_ref: str | None = None) -> SearchResult:
+    def search(self, text: str | None = None, *, image: str | IO[bytes] | None = None, similar_to: int | None = None,
+               limit: int = 20, offset: int = 0, filters: Filters | None = None,
+               model_ref: str | None = None) -> SearchResult:
+        """``text``, or photos like ``image`` (a file) or like the library's photo ``similar_to``; results
+        ``offset`` to ``offset + limit`` of the ranking (a page)."""
         t0 = time.perf_counter()
         filters = filters or Filters()
         text = (text or "").strip()
-        if not text and not image:
-            raise InvalidParameter("give a text query or an image to search with", "text", "image")
+        if sum(map(bool, (text, image, similar_to is not None))) != 1:
+            raise InvalidParameter("give one of a text query, an image or a photo to search with",
+                                   "text", "image", "similar_to")
         if len(text) > MAX_QUERY_CHARS:
             raise InvalidParameter(f"the query has {len(text)} characters; at most {MAX_QUERY_CHARS}", "text")
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidParameter(f"limit must be between 1 and {MAX_LIMIT}", "limit")
+        if not 0 <= offset <= MAX_LIMIT - limit:
+            raise InvalidParameter(f"offset must be between 0 and {MAX_LIMIT} minus the limit "
+                                   f"(the first {MAX_LIMIT} results can be paged through)", "offset")
         filters.check()
         reg = self._model(model_ref)
+        page, limit = (offset, limit), offset + limit
         timings: dict[str, float] = {}
         if image:
             try:
                 query = self._image_vector(reg, image)
             except (OSError, ValueError) as exc:
-                raise PhotoscoutError(f"cannot read the query image {image}: {exc}") from exc
+                raise PhotoscoutError(f"cannot read the query image: {exc}") from exc
+        elif similar_to is not None:
+            query = self._stored_vector(reg, similar_to)
         else:
             query = self._text_vector(reg, text)
         timings["embed"] = (time.perf_counter() - t0) * 1000
@@ -108,7 +118,7 @@ class SearchEngine:
         pool = max(limit * 3, 30)  # candidates per ranking before fusion
         vector_hits, exact = self._nearest(reg, query, filters, pool)
         category_hits: list[tuple[int, float]] = []
-        for cat in ([] if image or filters.category else categories.named_in(text)):
+        for cat in ([] if not text or filters.category else categories.named_in(text)):
             if reg.status == "active":
                 more, _ = self._nearest(reg, query, Filters(**{**filters.__dict__, "category": cat}), pool)
             else:  # a version under evaluation is measured with its own categories
@@ -117,7 +127,7 @@ class SearchEngine:
         timings["vector"] = (time.perf_counter() - t1) * 1000
         ocr_hits: list[tuple[int, str]] = []
         meaning_hits: list[tuple[int, float]] = []
-        if text and not image:
+        if text:
             t2 = time.perf_counter()
             ocr_hits = self._ocr(text, filters, pool)
             meaning_hits = self._text_meaning(reg, query, filters, pool)
@@ -125,7 +135,8 @@ class SearchEngine:
         t3 = time.perf_counter()
         # a concept defined by printed words (a receipt): the OCR evidence leads
         ocr_weight = 2.0 if any(w.rstrip("s") in TEXT_CONCEPTS for w in text.lower().split()) else OCR_WEIGHT
-        hits = self._fuse(reg, vector_hits, ocr_hits, limit, category_hits, ocr_weight, meaning_hits)
+        hits = self._fuse(reg, vector_hits, ocr_hits, limit, category_hits, ocr_weight, meaning_hits,
+                          skip=page[0])
         timings["fuse"] = (time.perf_counter() - t3) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return SearchResult(reg.ref, hits, {k: round(v, 2) for k, v in timings.items()}, exact)
@@ -166,9 +177,18 @@ class SearchEngine:
             self._cache.popitem(last=False)
         return vec
 
-    def _image_vector(self, reg: lifecycle.RegisteredModel, path: str) -> np.ndarray:
+    def _image_vector(self, reg: lifecycle.RegisteredModel, path: str | IO[bytes]) -> np.ndarray:
         image = load_rgb(path, max_side=640, min_side=256)
         return self._embedder(reg).embed_images([image])[0]
+
+    def _stored_vector(self, reg: lifecycle.RegisteredModel, photo_id: int) -> np.ndarray:
+        expr, _opclass = indexes.column(reg)
+        with self.db.connection() as conn:
+            row = conn.execute(f"SELECT ({expr})::vector FROM photo_embeddings e WHERE e.model_id = %s "
+                               "AND e.photo_id = %s", (reg.id, photo_id)).fetchone()
+        if row is None:
+            raise NotFound(f"photo {photo_id} has no embedding of {reg.ref}")
+        return np.asarray(row[0].to_numpy() if hasattr(row[0], "to_numpy") else row[0], dtype=np.float32)
 
     def _probes(self, reg: lifecycle.RegisteredModel) -> int:
         if reg.id not in self._probes_cache:
@@ -243,7 +263,7 @@ class SearchEngine:
     def _fuse(self, reg: lifecycle.RegisteredModel, vector_hits: list[tuple[int, float]],
               ocr_hits: list[tuple[int, str]], limit: int,
               category_hits: list[tuple[int, float]] | None = None, ocr_weight: float = OCR_WEIGHT,
-              meaning_hits: list[tuple[int, float]] | None = None) -> list[Hit]:
+              meaning_hits: list[tuple[int, float]] | None = None, skip: int = 0) -> list[Hit]:
         """Reciprocal-rank fusion: score = sum over rankings of weight / (60 + rank)."""
         scores: dict[int, float] = {}
         why: dict[int, list[str]] = {}
@@ -262,7 +282,7 @@ class SearchEngine:
         for rank, (pid, snippet) in enumerate(ocr_hits):
             scores[pid] = scores.get(pid, 0) + ocr_weight / (RRF_K + rank + 1)
             why.setdefault(pid, []).append(f"text in photo: {snippet}")
-        top = sorted(scores, key=lambda p: -scores[p])[:limit]
+        top = sorted(scores, key=lambda p: -scores[p])[skip:limit]
         if not top:
             return []
         with self.db.connection() as c, c.cursor(row_factory=dict_row) as cur:

@@ -1,0 +1,352 @@
+"""The JSON API (``/api/v1``): each endpoint parses, makes one call on the server's warm core and returns what it
+answers. Errors are the core's messages as ``{"error": ...}`` with their HTTP status (see ``web.__init__``)."""
+
+from __future__ import annotations
+
+from datetime import date
+from io import BytesIO
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from photoscout import __version__
+from photoscout.app import Photoscout
+from photoscout.errors import InvalidParameter
+from photoscout.search.query import Filters
+from photoscout.web.background import Background
+
+router = APIRouter(prefix="/api/v1")
+MAX_UPLOAD = 25 * 1024 * 1024
+Ref = Annotated[str, Field(min_length=3, max_length=200, pattern=r"^[^@\s/]+@[^@\s/]+$")]
+
+
+def core(request: Request) -> Photoscout:
+    return request.app.state.core
+
+
+def background(request: Request) -> Background:
+    return request.app.state.background
+
+
+Core = Annotated[Photoscout, Depends(core)]
+
+
+class SearchFilters(BaseModel):
+    category: str | None = Field(None, max_length=200, description="A photo category or few-shot class.")
+    after: date | None = Field(None, description="Taken on or after this day.")
+    before: date | None = Field(None, description="Taken before this day.")
+    folder: str | None = Field(None, max_length=4096, description="Only photos under this folder.")
+    camera: str | None = Field(None, max_length=200, description="Camera make or model contains this.")
+    has_text: bool = Field(False, description="Only photos with text in them (OCR).")
+
+    def filters(self) -> Filters:
+        return Filters(category=self.category or None, after=self.after, before=self.before,
+                       path=self.folder or None, camera=self.camera or None, has_text=self.has_text)
+
+
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=499)]
+
+
+def _search_dict(result: Any, offset: int, limit: int) -> dict[str, Any]:
+    out: dict[str, Any] = result.as_dict()
+    out.update(offset=offset, limit=limit, next_offset=offset + limit if len(result.hits) == limit
+               and offset + 2 * limit <= 500 else None)
+    return out
+
+
+@router.get("/health", tags=["system"])
+def health(ps: Core) -> dict[str, Any]:
+    """Is the server up (cheap; the full report is ``/doctor``)."""
+    return {"status": "ok", "version": __version__, "home": str(ps.settings.home)}
+
+
+@router.get("/search", tags=["search"])
+def search(ps: Core, f: Annotated[SearchFilters, Depends()],
+           q: Annotated[str | None, Query(max_length=1000, description="What to look for.")] = None,
+           similar_to: Annotated[int | None, Query(ge=1, le=2**62, description="Photos like this photo id.")]
+           = None,
+           model: Annotated[str | None, Query(max_length=200, description="NAME@VERSION; default active.")] = None,
+           limit: Limit = 40, offset: Offset = 0) -> dict[str, Any]:
+    """Search by meaning (``q``) or by a library photo (``similar_to``), narrowed by the filters; one page."""
+    result = ps.search(q, similar_to=similar_to, limit=limit, offset=offset, filters=f.filters(), model=model)
+    return _search_dict(result, offset, limit)
+
+
+@router.post("/search/image", tags=["search"])
+async def search_image(request: Request, f: Annotated[SearchFilters, Depends()],
+                       file: Annotated[UploadFile, File(description="A photo to find others like.")],
+                       model: Annotated[str | None, Query(max_length=200)] = None,
+                       limit: Limit = 40, offset: Offset = 0) -> dict[str, Any]:
+    """Search with an uploaded photo."""
+    data = await file.read(MAX_UPLOAD + 1)
+    if len(data) > MAX_UPLOAD:
+        raise InvalidParameter(f"the photo is larger than {MAX_UPLOAD // 2**20} MB", "file")
+    if not data:
+        raise InvalidParameter("the uploaded file is empty", "file")
+    from starlette.concurrency import run_in_threadpool
+
+    result = await run_in_threadpool(core(request).search, image=BytesIO(data), limit=limit, offset=offset,
+                                     filters=f.filters(), model=model)
+    return _search_dict(result, offset, limit)
+
+
+@router.get("/compare", tags=["search"])
+def compare(ps: Core, q: Annotated[str, Query(min_length=1, max_length=1000)], right: Annotated[str, Query(
+        max_length=200, description="The version to compare (NAME@VERSION).")],
+        left: Annotated[str | None, Query(max_length=200, description="Default: the active version.")] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
+    """Two versions' answers to one query, side by side; results only one side shows are marked."""
+    return ps.compare(q, right, left=left, limit=limit)
+
+
+@router.get("/facets", tags=["search"])
+def facets(ps: Core) -> dict[str, Any]:
+    """Categories, few-shot classes and embedding versions a search can use."""
+    return ps.facets()
+
+
+@router.get("/photos", tags=["photos"])
+def photos(ps: Core, which: Literal["ok", "missing", "error", "all"] = "ok", limit: Limit = 50,
+           offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+           folder: Annotated[str | None, Query(max_length=4096)] = None) -> list[dict[str, Any]]:
+    return ps.photos(which=which, limit=limit, offset=offset, folder=folder)
+
+
+PhotoId = Annotated[int, Field(ge=1, le=2**62)]
+
+
+@router.get("/photos/{photo_id}", tags=["photos"])
+def photo(ps: Core, photo_id: PhotoId) -> dict[str, Any]:
+    """A photo's metadata, categories, labels, OCR text, faces and embeddings."""
+    return ps.photo(photo_id)
+
+
+def _file(request: Request, found: Any, *, immutable: bool = True) -> Response:
+    etag = f'"{found.etag}"'
+    cache = "private, max-age=31536000, immutable" if immutable else "private, max-age=3600"
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache})
+    return FileResponse(found.path, media_type=found.media_type, headers={"ETag": etag, "Cache-Control": cache})
+
+
+@router.get("/photos/{photo_id}/thumbnail", tags=["photos"], response_class=FileResponse)
+def thumbnail(request: Request, ps: Core, photo_id: PhotoId) -> Response:
+    """The stored thumbnail (content-addressed: cached for a year, ETag)."""
+    return _file(request, ps.thumbnail(photo_id))
+
+
+@router.get("/photos/{photo_id}/preview", tags=["photos"], response_class=FileResponse)
+def preview(request: Request, ps: Core, photo_id: PhotoId,
+            size: Annotated[int, Query(ge=1, le=4096, description="720 or 1440")] = 1440) -> Response:
+    """A larger JPEG, made on first use and kept under data/previews."""
+    return _file(request, ps.preview(photo_id, size))
+
+
+@router.get("/photos/{photo_id}/original", tags=["photos"], response_class=FileResponse)
+def original(request: Request, ps: Core, photo_id: PhotoId) -> Response:
+    """The photo's own file (only while it is still the file that was scanned)."""
+    return _file(request, ps.original(photo_id), immutable=False)
+
+
+class Mark(BaseModel):
+    query: str = Field(min_length=1, max_length=1000)
+    photo_id: PhotoId
+    relevant: bool | None = Field(description="true, false, or null to forget the mark")
+
+
+@router.post("/marks", tags=["evaluation"])
+def mark(ps: Core, body: Mark) -> dict[str, Any]:
+    """Mark a result relevant or not for a query: builds <home>/evalsets/marked.toml, which the gate uses."""
+    return ps.mark(body.query, body.photo_id, body.relevant)
+
+
+@router.get("/marks", tags=["evaluation"])
+def marks(ps: Core, q: Annotated[str | None, Query(max_length=1000)] = None) -> Any:
+    return ps.marks(q or None)
+
+
+@router.get("/models", tags=["models"])
+def models(ps: Core, type: Annotated[str | None, Query(max_length=40)] = None) -> list[dict[str, Any]]:
+    return ps.models_list(type)
+
+
+@router.get("/models/{ref}", tags=["models"])
+def model(ps: Core, ref: Ref) -> dict[str, Any]:
+    """Entry, files, history, coverage and what running it on the rest would cost."""
+    return ps.model_details(ref)
+
+
+@router.get("/models/{ref}/evaluations", tags=["models"])
+def model_evaluations(ps: Core, ref: Ref) -> list[dict[str, Any]]:
+    return ps.evaluations(ref)
+
+
+@router.get("/models/{ref}/gate", tags=["models"])
+def gate(ps: Core, ref: Ref) -> dict[str, Any]:
+    """What the promotion gate would decide now (nothing changes)."""
+    verdict = ps.promotion_check(ref)
+    return {**verdict.as_dict(), "summary": verdict.summary()}
+
+
+class Promote(BaseModel):
+    force: bool = False
+    reason: str | None = Field(None, max_length=1000)
+
+
+@router.post("/models/{ref}/promote", tags=["models"])
+def promote(ps: Core, ref: Ref, body: Promote) -> dict[str, Any]:
+    """Through the gate (409 with its verdict when it refuses); ``force`` only with a reason."""
+    promoted, verdict = ps.promote(ref, force=body.force, reason=body.reason)
+    return {"model": promoted.ref, "status": promoted.status,
+            "gate": {**verdict.as_dict(), "summary": verdict.summary()}}
+
+
+class Rollback(BaseModel):
+    type: str = Field("embedding", max_length=40)
+    reason: str = Field("rollback from the web UI", max_length=1000)
+
+
+@router.post("/models/rollback", tags=["models"])
+def rollback(ps: Core, body: Rollback) -> dict[str, Any]:
+    """The previous version of a model type becomes active again, at once."""
+    now, before = ps.rollback(body.type, reason=body.reason)
+    return {"active": now.ref, "was": before.ref}
+
+
+@router.get("/history", tags=["models"])
+def history(ps: Core, model: Annotated[str | None, Query(max_length=200)] = None) -> list[dict[str, Any]]:
+    """What was active when, and why."""
+    return ps.history(model)
+
+
+@router.get("/decisions", tags=["models"])
+def decision_log(ps: Core, tail: Annotated[int, Query(ge=0, le=10000)] = 200) -> dict[str, str]:
+    return {"log": ps.decision_log(tail=tail)}
+
+
+class NewJob(BaseModel):
+    kind: Literal["embed", "detect", "ocr", "caption", "features"] = "embed"
+    model: Ref
+    missing_only: bool = False
+    sample_count: int | None = Field(None, ge=1, le=10_000_000)
+    sample_fraction: float | None = Field(None, gt=0, le=1)
+    dry_run: bool = False
+
+
+@router.get("/jobs", tags=["jobs"])
+def jobs(ps: Core, limit: Limit = 50) -> list[dict[str, Any]]:
+    return ps.jobs(limit)
+
+
+@router.post("/jobs", tags=["jobs"])
+def start_job(ps: Core, bg: Annotated[Background, Depends(background)], body: NewJob) -> dict[str, Any]:
+    """Create a job and run it in the server (or, with ``dry_run``, what it would cover and cost)."""
+    scope: dict[str, Any] = dict(missing_only=body.missing_only, sample_count=body.sample_count,
+                 sample_fraction=body.sample_fraction)
+    if body.dry_run:
+        return ps.plan_job(body.kind, body.model, **scope)
+    job = ps.create_job(body.kind, body.model, **scope)
+    bg.run_job(job["id"])
+    return ps.job(job["id"])
+
+
+@router.get("/jobs/{job_id}", tags=["jobs"])
+def job(ps: Core, bg: Annotated[Background, Depends(background)], job_id: PhotoId) -> dict[str, Any]:
+    return {**ps.job(job_id), "server_error": bg.errors.get(job_id)}
+
+
+@router.get("/jobs/{job_id}/events", tags=["jobs"])
+async def job_events(request: Request, job_id: PhotoId) -> StreamingResponse:
+    """Server-Sent Events: the job as it stands, every second, until it ends."""
+    import asyncio
+    import json
+
+    from starlette.concurrency import run_in_threadpool
+
+    ps = core(request)
+    await run_in_threadpool(ps.job, job_id)  # 404 before the stream starts
+
+    async def events() -> Any:
+        while True:
+            state = await run_in_threadpool(ps.job, job_id)
+            yield f"data: {json.dumps(state, default=str)}\n\n"
+            if state["status"] not in ("pending", "running") or await request.is_disconnected():
+                return
+            await asyncio.sleep(1.0)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+@router.post("/jobs/{job_id}/cancel", tags=["jobs"])
+def cancel_job(ps: Core, job_id: PhotoId) -> dict[str, Any]:
+    return ps.cancel_job(job_id)
+
+
+@router.post("/jobs/{job_id}/resume", tags=["jobs"])
+def resume_job(ps: Core, bg: Annotated[Background, Depends(background)], job_id: PhotoId) -> dict[str, Any]:
+    bg.resume_job(job_id)
+    return ps.job(job_id)
+
+
+@router.post("/jobs/{job_id}/retry", tags=["jobs"])
+def retry_job(ps: Core, bg: Annotated[Background, Depends(background)], job_id: PhotoId) -> dict[str, Any]:
+    bg.retry_failed(job_id)
+    return ps.job(job_id)
+
+
+@router.get("/evaluations", tags=["evaluation"])
+def evaluations(ps: Core, model: Annotated[str | None, Query(max_length=200)] = None) -> list[dict[str, Any]]:
+    return ps.evaluations(model)
+
+
+@router.get("/evaluations/{session}", tags=["evaluation"])
+def evaluation(ps: Core, session: Annotated[str, Field(max_length=100)]) -> list[dict[str, Any]]:
+    return ps.evaluation(session)
+
+
+class EvalRun(BaseModel):
+    model: Ref
+    compare_active: bool = True
+
+
+@router.post("/evaluations", tags=["evaluation"])
+def run_evaluation(ps: Core, body: EvalRun) -> list[dict[str, Any]]:
+    """Evaluate a version on the home's sets (``<home>/evalsets``), beside the active one; results are stored."""
+    return [r.as_dict() for r in ps.evaluate(body.model, compare_active=body.compare_active)]
+
+
+@router.get("/classes", tags=["classes"])
+def classes(ps: Core) -> list[dict[str, Any]]:
+    return ps.classes()
+
+
+class Example(BaseModel):
+    photo_id: PhotoId
+
+
+@router.post("/classes/{name}/examples", tags=["classes"])
+def add_example(ps: Core, name: Annotated[str, Field(min_length=1, max_length=60)], body: Example) -> dict[str, Any]:
+    """Mark a photo as an example of a class (made when new)."""
+    return ps.add_example(name, body.photo_id)
+
+
+@router.get("/disk", tags=["system"])
+def disk(ps: Core) -> dict[str, Any]:
+    return ps.disk()
+
+
+@router.get("/doctor", tags=["system"])
+def doctor(ps: Core) -> dict[str, Any]:
+    """The health report: each finding with its severity and the command that fixes it."""
+    from photoscout.maintenance import doctor as checks
+
+    findings = ps.doctor()
+    return {"healthy": checks.healthy(findings), "findings": [f.as_dict() for f in findings]}
+
+
+@router.get("/status", tags=["system"])
+def status(ps: Core) -> dict[str, Any]:
+    return ps.status()

@@ -1,0 +1,285 @@
+"""The HTTP API and pages of ``photoscout serve`` (issue 13), through the app client against the real embedded
+PostgreSQL and the real built-in models: search with filters and pages, photo files by id only, marks that build an
+evaluation set, jobs, the side-by-side comparison, the gate and rollback; and the guard (loopback or token,
+same-origin writes, bounded bodies, no path from a request reaching the file system)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from photoscout.app import Photoscout
+from photoscout.database.embedded import EmbeddedServer
+from photoscout.evaluation import sets
+from photoscout.web import create_app
+from tests.conftest import PHOTOSCOUT, _free_port, clone_library
+
+V1 = "conse-effnetl0-minilm@v1.0.0"
+RANDOM = "random-vectors@v0.1.0"
+WRITE = {"X-Photoscout-Request": "1"}
+
+
+@pytest.fixture(scope="module")
+def home(library_template: tuple[Path, str], pg_server: EmbeddedServer,
+         tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return clone_library(library_template, pg_server, Path(tmp_path_factory.mktemp("web")))
+
+
+@pytest.fixture(scope="module")
+def core(home: Path) -> Iterator[Photoscout]:
+    with Photoscout.open(home) as ps:
+        yield ps
+
+
+@pytest.fixture(scope="module")
+def client(core: Photoscout) -> Iterator[TestClient]:
+    app = create_app(core)
+    with TestClient(app, base_url="http://127.0.0.1:8765") as c:
+        yield c
+
+
+def _names(results: list[dict[str, Any]]) -> list[str]:
+    return [Path(r["path"]).parent.name for r in results]
+
+
+def test_search_answers_with_pages_and_filters(client: TestClient) -> None:
+    r = client.get("/api/v1/search", params={"q": "food", "limit": 5})
+    assert r.status_code == 200, r.text
+    first = r.json()
+    assert first["model"] == V1 and len(first["results"]) == 5 and first["next_offset"] == 5
+    assert _names(first["results"]).count("food") >= 4
+    second = client.get("/api/v1/search", params={"q": "food", "limit": 5, "offset": 5}).json()
+    assert not {h["photo_id"] for h in first["results"]} & {h["photo_id"] for h in second["results"]}
+    only = client.get("/api/v1/search", params={"q": "photo", "category": "documents", "limit": 20}).json()
+    assert only["results"] and all("documents" in h["categories"] for h in only["results"])
+    like = client.get("/api/v1/search", params={"similar_to": first["results"][0]["photo_id"], "limit": 3}).json()
+    assert like["results"][0]["photo_id"] == first["results"][0]["photo_id"]  # a photo is most like itself
+
+
+def test_search_with_an_uploaded_photo(client: TestClient) -> None:
+    any_food = client.get("/api/v1/search", params={"q": "pizza", "limit": 1}).json()["results"][0]
+    data = Path(any_food["path"]).read_bytes()
+    r = client.post("/api/v1/search/image", files={"file": ("x.jpg", data, "image/jpeg")}, headers=WRITE)
+    assert r.status_code == 200, r.text
+    assert any_food["photo_id"] in [h["photo_id"] for h in r.json()["results"][:3]]
+    bad = client.post("/api/v1/search/image", files={"file": ("x.jpg", b"not an image", "image/jpeg")},
+                      headers=WRITE)
+    assert bad.status_code == 400 and "cannot read the query image" in bad.json()["error"]
+
+
+def test_errors_are_json_with_the_right_status_and_no_traceback(client: TestClient) -> None:
+    cases = [
+        (client.get("/api/v1/search", params={"q": "x", "limit": 0}), 422, "limit"),
+        (client.get("/api/v1/search"), 400, "give one of"),
+        (client.get("/api/v1/search", params={"q": "x", "after": "2024-02-01", "before": "2024-01-01"}), 400,
+         "'after' date must be before"),
+        (client.get("/api/v1/search", params={"q": "x", "model": "nope@v9.0.0"}), 404, "nope"),
+        (client.get("/api/v1/photos/999999"), 404, "no photo 999999"),
+        (client.get("/api/v1/models/not-a-ref"), 422, "pattern"),
+        (client.get("/api/v1/jobs/424242"), 404, "no job 424242"),
+        (client.get("/api/v1/nothing-here"), 404, "nothing at"),
+        (client.post("/api/v1/models/" + RANDOM + "/promote", json={"force": True}, headers=WRITE), 400, "reason"),
+    ]
+    for response, status, words in cases:
+        assert response.status_code == status, (response.request.url, response.text)
+        body = response.json()
+        assert words in body["error"], body
+        assert "Traceback" not in response.text
+
+
+def test_files_by_photo_id_only_with_caching(client: TestClient, core: Photoscout, home: Path) -> None:
+    pid = client.get("/api/v1/photos", params={"limit": 1}).json()[0]["id"]
+    r = client.get(f"/api/v1/photos/{pid}/thumbnail")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert "immutable" in r.headers["cache-control"] and r.headers["etag"]
+    again = client.get(f"/api/v1/photos/{pid}/thumbnail", headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304 and not again.content
+    preview = client.get(f"/api/v1/photos/{pid}/preview", params={"size": 720})
+    assert preview.status_code == 200 and preview.content[:2] == b"\xff\xd8"
+    assert list((home / "data" / "previews").rglob("*-720.jpg"))
+    original = client.get(f"/api/v1/photos/{pid}/original")
+    photo = core.photo(pid)
+    assert original.status_code == 200 and original.content == Path(photo["path"]).read_bytes()
+    for hostile in ("/api/v1/photos/..%2F..%2Fetc%2Fpasswd/original", "/api/v1/photos/-1/thumbnail",
+                    "/api/v1/photos/1e3/original", "/api/v1/photos/%2Fetc%2Fpasswd/thumbnail"):
+        answer = client.get(hostile)
+        assert answer.status_code in (404, 422) and b"root:" not in answer.content, hostile
+
+
+def test_a_swapped_original_is_not_served(client: TestClient, core: Photoscout, tmp_path: Path) -> None:
+    """A symbolic link put where a scanned photo was is not followed out of the library."""
+    pid = client.get("/api/v1/photos", params={"limit": 1, "offset": 3}).json()[0]["id"]
+    path = Path(core.photo(pid)["path"])
+    saved = tmp_path / "saved"
+    path.rename(saved)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the web")
+    try:
+        path.symlink_to(secret)
+        r = client.get(f"/api/v1/photos/{pid}/original")
+        assert r.status_code == 404 and "no longer the file that was scanned" in r.json()["error"]
+        assert b"not for the web" not in r.content
+    finally:
+        path.unlink()
+        saved.rename(path)
+    assert client.get(f"/api/v1/photos/{pid}/original").status_code == 200
+
+
+def test_marks_build_an_evaluation_set_the_gate_uses(client: TestClient, core: Photoscout, home: Path) -> None:
+    hits = client.get("/api/v1/search", params={"q": "pizza", "limit": 4}).json()["results"]
+    for h in hits[:2]:
+        r = client.post("/api/v1/marks", json={"query": "pizza", "photo_id": h["photo_id"], "relevant": True},
+                        headers=WRITE)
+        assert r.status_code == 200, r.text
+    client.post("/api/v1/marks", json={"query": "pizza", "photo_id": hits[3]["photo_id"], "relevant": False},
+                headers=WRITE)
+    again = client.post("/api/v1/marks", json={"query": "pizza", "photo_id": hits[0]["photo_id"],
+                                               "relevant": True}, headers=WRITE).json()
+    assert again["relevant"] == 2 and again["not_relevant"] == 1  # a mark given twice is kept once
+    set_file = home / "evalsets" / "marked.toml"
+    assert again["set_file"] == str(set_file) and set_file in sets.default_files(core.settings)
+    suite = sets.resolve(core.db, sets.load(set_file))
+    assert suite.sets[0].queries[0].relevant == {hits[0]["photo_id"], hits[1]["photo_id"]}
+    assert client.get("/api/v1/marks", params={"q": "pizza"}).json()["not_relevant"] == [hits[3]["path"]]
+    # the page shows the marks on the results
+    page = client.get("/", params={"q": "pizza"}, headers={"Accept": "text/html"}).text
+    assert page.count('class="card relevant"') == 2 and page.count('class="card not_relevant"') == 1
+    runs = client.post("/api/v1/evaluations", json={"model": V1, "compare_active": False}, headers=WRITE)
+    assert runs.status_code == 200, runs.text
+    assert [r["suite"] for r in runs.json()] == ["marked"]
+
+
+def test_a_job_runs_in_the_server_with_progress(client: TestClient) -> None:
+    plan = client.post("/api/v1/jobs", json={"kind": "embed", "model": RANDOM, "dry_run": True}, headers=WRITE)
+    assert plan.status_code == 200 and plan.json()["photos"] == 40 and "estimate" in plan.json()
+    job = client.post("/api/v1/jobs", json={"kind": "embed", "model": RANDOM}, headers=WRITE).json()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = client.get(f"/api/v1/jobs/{job['id']}").json()
+        if state["status"] not in ("pending", "running"):
+            break
+        time.sleep(0.3)
+    assert state["status"] == "completed", state
+    assert state["progress"]["done"] == 40 and state["progress"]["rate_per_s"] and state["server_error"] is None
+    with client.stream("GET", f"/api/v1/jobs/{job['id']}/events") as events:
+        lines = [line for line in events.iter_lines() if line.startswith("data: ")]
+    assert len(lines) == 1 and '"completed"' in lines[0]  # an ended job: one event, then the stream ends
+
+
+def test_compare_promote_and_rollback(client: TestClient) -> None:
+    side = client.get("/api/v1/compare", params={"q": "food", "right": RANDOM, "limit": 20})
+    assert side.status_code == 200, side.text
+    body = side.json()
+    assert body["left"]["model"] == V1 and body["right"]["model"] == RANDOM
+    assert body["only_left"] == sum(r["differs"] for r in body["left"]["results"]) > 0
+    page = client.get("/compare", params={"q": "food", "right": RANDOM}, headers={"Accept": "text/html"}).text
+    assert page.count("only here") == body["only_left"] + body["only_right"]
+    refused = client.post(f"/api/v1/models/{RANDOM}/promote", json={}, headers=WRITE)
+    assert refused.status_code == 409 and refused.json()["gate"]["passed"] is False
+    assert "gate refused" in refused.json()["gate"]["summary"]
+    forced = client.post(f"/api/v1/models/{RANDOM}/promote", json={"force": True, "reason": "web test"},
+                         headers=WRITE)
+    assert forced.status_code == 200 and forced.json()["status"] == "active", forced.text
+    assert client.get("/api/v1/search", params={"q": "food", "limit": 1}).json()["model"] == RANDOM
+    back = client.post("/api/v1/models/rollback", json={"type": "embedding"}, headers=WRITE)
+    assert back.json() == {"active": V1, "was": RANDOM}
+    history = client.get("/api/v1/history", params={"model": RANDOM}).json()
+    reasons = [h["reason"] for h in history][-2:]
+    assert "forced past the gate: web test" in reasons[0] and "rollback from the web UI" in reasons[1], reasons
+
+
+def test_pages_render_on_the_server(client: TestClient) -> None:
+    html = {"Accept": "text/html"}
+    page = client.get("/", params={"q": "food", "category": "food"}, headers=html)
+    assert page.status_code == 200 and page.text.count('class="card') >= 5
+    assert "/api/v1/photos/" in page.text and "Content-Security-Policy".lower() in page.headers
+    pid = client.get("/api/v1/search", params={"q": "food", "limit": 2}).json()["results"][1]["photo_id"]
+    detail = client.get(f"/photos/{pid}", params={"q": "food", "rank": 1}, headers=html)
+    assert detail.status_code == 200 and 'id="prev"' in detail.text and 'id="next"' in detail.text
+    assert "More like this" in detail.text
+    for path in ("/models", "/jobs", "/disk", "/compare"):
+        assert client.get(path, headers=html).status_code == 200, path
+    missing = client.get("/photos/999999", headers=html)
+    assert missing.status_code == 404 and "no photo 999999" in missing.text and "<html" in missing.text
+    bad = client.get("/", params={"q": "x", "after": "yesterday"}, headers=html)
+    assert bad.status_code == 400 and "is not a date" in bad.text
+
+
+def test_the_guard_on_loopback(client: TestClient) -> None:
+    # a write from another site (no header, a foreign or no Origin) is refused
+    for headers in ({}, {"Origin": "http://evil.example"}):
+        r = client.post("/api/v1/models/rollback", json={}, headers=headers)
+        assert r.status_code == 403 and "another site" in r.json()["error"]
+    same = client.post("/api/v1/marks", json={"query": "x", "photo_id": 999999, "relevant": True},
+                       headers={"Origin": "http://127.0.0.1:8765"})
+    assert same.status_code == 404  # passed the guard, then: no such photo
+    rebinding = client.get("/api/v1/status", headers={"Host": "attacker.example:8765"})
+    assert rebinding.status_code == 421
+    big = client.post("/api/v1/marks", content=b"x" * (26 * 2**20), headers={**WRITE, "Content-Type":
+                                                                              "application/json"})
+    assert big.status_code == 413
+    assert client.get("/api/v1/health").headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_token_is_needed_everywhere_when_given(core: Photoscout) -> None:
+    token = "t" * 32
+    with TestClient(create_app(core, token=token, host="0.0.0.0", warm=False),
+                    base_url="http://nas.local:8765") as c:
+        assert c.get("/api/v1/status").status_code == 401
+        assert c.get("/api/v1/status", headers={"X-Photoscout-Token": "wrong" * 8}).status_code == 401
+        assert c.get("/api/v1/status", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        page = c.get("/", headers={"Accept": "text/html"}, follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"] == "/login"
+        assert c.post("/login", data={"token": "nope"}, headers={"Origin": "http://nas.local:8765"}).status_code \
+            == 401
+        login = c.post("/login", data={"token": token}, headers={"Origin": "http://nas.local:8765"},
+                       follow_redirects=False)
+        cookie = login.headers["set-cookie"]
+        assert login.status_code == 303 and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert c.get("/", headers={"Accept": "text/html"}).status_code == 200  # the cookie now
+        c.cookies.clear()
+        c.headers["X-Photoscout-Token"] = token
+        assert c.get("/api/v1/photos", params={"limit": 1}).status_code == 200
+
+
+def test_cli_search_uses_a_running_server_and_version_stays_light(home: Path) -> None:
+    light = subprocess.run([sys.executable, "-c", "import sys, photoscout.cli; print(sorted(m for m in "
+                            "('numpy', 'psycopg', 'onnxruntime', 'photoscout.app', 'fastapi') if m in sys.modules))"],
+                           capture_output=True, text=True, check=True)
+    assert light.stdout.strip() == "[]"
+    port = _free_port()
+    env = {**os.environ, "PHOTOSCOUT_HOME": str(home)}
+    server = subprocess.Popen([PHOTOSCOUT, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (home / "data" / "server.json").exists():
+            assert server.poll() is None and time.monotonic() < deadline, server.stdout.read() if server.stdout \
+                else ""
+            time.sleep(0.2)
+        found = subprocess.run([PHOTOSCOUT, "search", "food", "--json", "-n", "3"], env=env, capture_output=True,
+                               text=True, timeout=60)
+        assert found.returncode == 0, found.stderr
+        import json
+
+        answer = json.loads(found.stdout)
+        assert answer["server"] == f"http://127.0.0.1:{port}" and len(answer["results"]) == 3
+        local = subprocess.run([PHOTOSCOUT, "search", "food", "--json", "-n", "3", "--no-server"], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert [r["photo_id"] for r in json.loads(local.stdout)["results"]] == \
+            [r["photo_id"] for r in answer["results"]]
+        second = subprocess.run([PHOTOSCOUT, "serve", "--port", str(port)], env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert second.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in second.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert not (home / "data" / "server.json").exists()
