@@ -54,7 +54,7 @@ def _filters(params: dict[str, str]) -> Filters:
 
 def _offset(value: str | None) -> int:
     try:
-        return max(0, min(int(value or 0), 460))
+        return max(0, min(int(value or 0), 400))
     except ValueError:
         return 0
 
@@ -63,28 +63,30 @@ def _offset(value: str | None) -> int:
 def search_page(request: Request) -> HTMLResponse:
     """Search (``q``) or, without a query, the library in folder order; filters narrow either."""
     ps = _core(request)
-    params = {k: v for k, v in request.query_params.items() if k in ("q", "similar_to", "offset", *FILTER_KEYS)}
+    params = {k: v for k, v in request.query_params.items()
+              if k in ("q", "similar_to", "offset", "n", *FILTER_KEYS)}
     q = params.get("q", "").strip()
     similar = params.get("similar_to", "")
     offset = _offset(params.get("offset"))
+    page = int(params["n"]) if params.get("n", "").isdigit() and 1 <= int(params["n"]) <= 100 else PAGE
     context: dict[str, Any] = {"params": params, "q": q, "facets": ps.facets(), "error": None, "hits": [],
                                "result": None, "next_url": None, "marks": {}}
     try:
         filters = _filters(params)
         if q or similar.isdigit():
             result = ps.search(q or None, similar_to=int(similar) if similar.isdigit() and not q else None,
-                               limit=PAGE, offset=offset, filters=filters, model=params.get("model") or None)
+                               limit=page, offset=offset, filters=filters, model=params.get("model") or None)
             context.update(result=result, hits=[h.__dict__ for h in result.hits])
             if q:
                 judged = ps.marks(q)
                 context["marks"] = {**{p: "relevant" for p in judged["relevant"]},
                                     **{p: "not_relevant" for p in judged["not_relevant"]}}
         else:
-            rows = ps.photos(limit=PAGE, offset=offset, folder=filters.path)
+            rows = ps.photos(limit=page, offset=offset, folder=filters.path)
             context["hits"] = [{"photo_id": r["id"], "path": r["path"], "why": [], "categories": r["categories"],
                                 "taken_at": r["taken_at"], "thumbnail": r["thumbnail"]} for r in rows]
-        if len(context["hits"]) == PAGE and offset + 2 * PAGE <= 500:
-            context["next_url"] = "/?" + urlencode({**params, "offset": offset + PAGE})
+        if len(context["hits"]) == page and offset + 2 * page <= 500:
+            context["next_url"] = "/?" + urlencode({**params, "offset": offset + page})
     except PhotoscoutError as exc:
         context["error"] = str(exc)
         return _render(request, "search.html", exc.status, **context)

@@ -85,16 +85,18 @@ function infiniteScroll() {
       const url = new URL(q || params.get("similar_to") ? "/api/v1/search" : "/api/v1/photos", location.origin);
       if (q || params.get("similar_to")) {
         for (const [k, v] of params) if (v !== "") url.searchParams.set(k === "folder" ? "folder" : k, v);
-        url.searchParams.set("limit", "40");
+        url.searchParams.delete("n");
+        url.searchParams.set("limit", params.get("n") || "40");
         const data = await api("GET", url.pathname + url.search);
         data.results.forEach((h, i) => grid.appendChild(card(h, q, offset + i)));
         next = data.next_offset !== null ? (params.set("offset", data.next_offset), "/?" + params) : "";
       } else {
-        url.searchParams.set("offset", offset); url.searchParams.set("limit", "40");
+        url.searchParams.set("offset", offset); url.searchParams.set("limit", params.get("n") || "40");
         if (params.get("folder")) url.searchParams.set("folder", params.get("folder"));
         const rows = await api("GET", url.pathname + url.search);
         rows.forEach((r) => grid.appendChild(card({ photo_id: r.id, path: r.path, why: [] }, "", 0)));
-        next = rows.length === 40 ? (params.set("offset", offset + 40), "/?" + params) : "";
+        const n = Number(params.get("n") || 40);
+        next = rows.length === n ? (params.set("offset", offset + n), "/?" + params) : "";
       }
       if (next) { more.href = next; } else { more.remove(); observer.disconnect(); }
     } catch (e) {
