@@ -86,6 +86,7 @@ def test_errors_are_json_with_the_right_status_and_no_traceback(client: TestClie
         (client.get("/api/v1/models/not-a-ref"), 422, "pattern"),
         (client.get("/api/v1/jobs/424242"), 404, "no job 424242"),
         (client.get("/api/v1/nothing-here"), 404, "nothing at"),
+        (client.get("/api/v1/evaluations", params={"model": "a\x00b@v1.0.0"}), 400, "refused by the database"),
         (client.post("/api/v1/models/" + RANDOM + "/promote", json={"force": True}, headers=WRITE), 400, "reason"),
     ]
     for response, status, words in cases:

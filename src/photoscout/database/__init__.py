@@ -22,7 +22,7 @@ from photoscout.config import Settings
 from photoscout.database import migrations
 from photoscout.database.embedded import EmbeddedServer
 from photoscout.database.vectors import MIN_PGVECTOR, configure_connection, pgvector_version, reset_connection
-from photoscout.errors import DatabaseUnavailable, EnvironmentProblem
+from photoscout.errors import DatabaseUnavailable, EnvironmentProblem, InvalidParameter
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,8 @@ class Database:
             if machine_failed(exc):
                 raise cannot_write(exc) from exc
             raise DatabaseUnavailable(f"database connection failed: {exc}".strip()) from exc
+        except psycopg.DataError as exc:  # a value the database cannot hold (a NUL character, an out-of-range number)
+            raise InvalidParameter(f"a value was refused by the database: {exc}".strip()) from exc
 
     def describe(self) -> dict[str, Any]:
         with self.connection() as conn:
