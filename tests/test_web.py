@@ -83,7 +83,8 @@ def test_errors_are_json_with_the_right_status_and_no_traceback(client: TestClie
          "'after' date must be before"),
         (client.get("/api/v1/search", params={"q": "x", "model": "nope@v9.0.0"}), 404, "nope"),
         (client.get("/api/v1/photos/999999"), 404, "no photo 999999"),
-        (client.get("/api/v1/models/not-a-ref"), 422, "pattern"),
+        (client.get("/api/v1/models/not-a-ref"), 404, "nothing at"),
+        (client.get("/api/v1/jobs", params={"limit": "many"}), 422, "limit"),
         (client.get("/api/v1/jobs/424242"), 404, "no job 424242"),
         (client.get("/api/v1/nothing-here"), 404, "nothing at"),
         (client.get("/api/v1/evaluations", params={"model": "a\x00b@v1.0.0"}), 400, "refused by the database"),
@@ -110,9 +111,14 @@ def test_files_by_photo_id_only_with_caching(client: TestClient, core: Photoscou
     photo = core.photo(pid)
     assert original.status_code == 200 and original.content == Path(photo["path"]).read_bytes()
     for hostile in ("/api/v1/photos/..%2F..%2Fetc%2Fpasswd/original", "/api/v1/photos/-1/thumbnail",
-                    "/api/v1/photos/1e3/original", "/api/v1/photos/%2Fetc%2Fpasswd/thumbnail"):
+                    "/api/v1/photos/1e3/original", "/api/v1/photos/%2Fetc%2Fpasswd/thumbnail",
+                    "/api/v1/photos/..%252F..%252Fetc%252Fpasswd/original", "/api/v1/photos/%2e%2e/original",
+                    "/api/v1/photos/../../../etc/passwd", "/api/v1/photos/999999/original",
+                    "/api/v1/photos/999999/thumbnail", "/api/v1/photos/999999/preview",
+                    "/static/..%2F..%2F..%2F..%2Fetc%2Fpasswd", "/static/%2e%2e/%2e%2e/web/api.py"):
         answer = client.get(hostile)
-        assert answer.status_code in (404, 422) and b"root:" not in answer.content, hostile
+        assert answer.status_code == 404 and b"root:" not in answer.content, (hostile, answer.text)
+        assert "error" in answer.json()
 
 
 def test_a_swapped_original_is_not_served(client: TestClient, core: Photoscout, tmp_path: Path) -> None:
@@ -173,6 +179,27 @@ def test_a_job_runs_in_the_server_with_progress(client: TestClient) -> None:
     with client.stream("GET", f"/api/v1/jobs/{job['id']}/events") as events:
         lines = [line for line in events.iter_lines() if line.startswith("data: ")]
     assert len(lines) == 1 and '"completed"' in lines[0]  # an ended job: one event, then the stream ends
+
+
+def test_the_api_gate_refuses_exactly_as_the_cli_does(client: TestClient, core: Photoscout, home: Path) -> None:
+    """Same gate, same record: evaluated on the user's marked set, the random version is worse; the API and the
+    CLI refuse it with the same verdict, and each refusal is in the decision log."""
+    runs = client.post("/api/v1/evaluations", json={"model": RANDOM, "compare_active": True}, headers=WRITE)
+    assert runs.status_code == 200, runs.text
+    api = client.post(f"/api/v1/models/{RANDOM}/promote", json={}, headers=WRITE)
+    assert api.status_code == 409, api.text
+    api_gate = api.json()["gate"]
+    assert api_gate["regressions"] and not api_gate["passed"]
+    cli = subprocess.run([PHOTOSCOUT, "models", "promote", RANDOM, "--json"], capture_output=True, text=True,
+                         env={**os.environ, "PHOTOSCOUT_HOME": str(home)}, timeout=300)
+    assert cli.returncode == 4, cli.stderr
+    import json
+
+    cli_gate = json.loads(cli.stdout)["gate"]
+    for key in ("passed", "problems", "regressions", "compared", "sessions", "active", "candidate"):
+        assert api_gate[key] == cli_gate[key], key
+    log = core.decision_log()
+    assert log.count(f"promotion of {RANDOM} refused") >= 2
 
 
 def test_compare_promote_and_rollback(client: TestClient) -> None:
@@ -246,6 +273,8 @@ def test_a_token_is_needed_everywhere_when_given(core: Photoscout) -> None:
         cookie = login.headers["set-cookie"]
         assert login.status_code == 303 and "HttpOnly" in cookie and "SameSite=strict" in cookie
         assert c.get("/", headers={"Accept": "text/html"}).status_code == 200  # the cookie now
+        cross_site = c.post("/api/v1/models/rollback", json={}, headers={"Origin": "http://evil.example"})
+        assert cross_site.status_code == 403  # the cookie alone does not make a write from another site
         c.cookies.clear()
         c.headers["X-Photoscout-Token"] = token
         assert c.get("/api/v1/photos", params={"limit": 1}).status_code == 200

@@ -80,6 +80,8 @@ def create_app(core: Photoscout, *, token: str | None = None, host: str = "127.0
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        if any(e.get("loc", ("",))[0] == "path" for e in exc.errors()):  # no such thing: /photos/../etc/passwd
+            return _error(request, 404, f"nothing at {request.url.path}")
         problems = [f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}"
                     for e in exc.errors()]
         return _error(request, 422, "; ".join(problems) or "invalid request",
