@@ -197,8 +197,10 @@ def main() -> None:
         with_thumbs = json.loads(c.get("/api/v1/search", {"q": "food", "limit": 500})[1])["results"]
         ids = [h["photo_id"] for h in with_thumbs if h["thumbnail"]]
         lat, errors, n = load(4, 5, lambda cl, rnd: cl.get(f"/api/v1/photos/{rnd.choice(ids)}/thumbnail"))
+        bound, _e, bn = load(4, 5, lambda cl, rnd: cl.get("/static/app.css"))
         print(f"thumbnails, 4 clients, warm cache: {n / 5:.0f} requests/s (p50 {pct(lat, 50):.1f} ms), "
-              f"errors {errors}")
+              f"errors {errors}; bound in the same run, a static file with no database lookup: {bn / 5:.0f}/s "
+              f"(ratio {n / max(bn, 1):.2f})")
 
         def wall(args: list[str], runs: int = 5) -> float:
             times = []

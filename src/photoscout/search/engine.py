@@ -91,7 +91,7 @@ class SearchEngine:
         filters = filters or Filters()
         text = (text or "").strip()
         if sum(map(bool, (text, image, similar_to is not None))) != 1:
-            raise InvalidParameter("give one of a text query, an image or a photo to search with",
+            raise InvalidParameter("give a text query, an image or a photo to search with (one of them)",
                                    "text", "image", "similar_to")
         if len(text) > MAX_QUERY_CHARS:
             raise InvalidParameter(f"the query has {len(text)} characters; at most {MAX_QUERY_CHARS}", "text")
