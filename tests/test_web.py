@@ -121,6 +121,39 @@ def test_files_by_photo_id_only_with_caching(client: TestClient, core: Photoscou
         assert "error" in answer.json()
 
 
+def _pool_requests(core: Photoscout) -> int:
+    assert core.db.pool is not None
+    return int(core.db.pool.get_stats().get("requests_num", 0))
+
+
+def test_warm_paths_spare_the_pool(client: TestClient, core: Photoscout, home: Path) -> None:
+    """The warm server's hot paths (#13 speed): a search, a category-naming one included, asks the pool for at most
+    two connections (the model's lookup and one for all its queries), and a thumbnail asked for again is answered
+    without the database, until its file is gone (then 404, never a 500 or a stale file)."""
+    client.get("/api/v1/search", params={"q": "food", "limit": 5})  # the query embedding and estimates warm
+    for q in ("food", "a receipt", "a beach"):
+        before = _pool_requests(core)
+        r = client.get("/api/v1/search", params={"q": q, "limit": 20})
+        assert r.status_code == 200 and r.json()["results"], r.text
+        assert _pool_requests(core) - before <= 2, q
+    pid = client.get("/api/v1/search", params={"q": "a dog", "limit": 1}).json()["results"][0]["photo_id"]
+    first = client.get(f"/api/v1/photos/{pid}/thumbnail")
+    assert first.status_code == 200
+    before = _pool_requests(core)
+    again = client.get(f"/api/v1/photos/{pid}/thumbnail")
+    assert again.status_code == 200 and again.content == first.content and _pool_requests(core) == before
+    thumb = core.settings.thumbnails_dir / core.photo(pid)["thumbnail"]
+    assert thumb.is_file()
+    moved = thumb.with_suffix(".away")
+    thumb.rename(moved)
+    try:
+        gone = client.get(f"/api/v1/photos/{pid}/thumbnail")
+        assert gone.status_code == 404 and "is gone" in gone.json()["error"]
+    finally:
+        moved.rename(thumb)
+    assert client.get(f"/api/v1/photos/{pid}/thumbnail").status_code == 200
+
+
 def test_a_swapped_original_is_not_served(client: TestClient, core: Photoscout, tmp_path: Path) -> None:
     """A symbolic link put where a scanned photo was is not followed out of the library."""
     pid = client.get("/api/v1/photos", params={"limit": 1, "offset": 3}).json()[0]["id"]

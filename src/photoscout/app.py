@@ -50,6 +50,7 @@ class Photoscout:
         self._owns_db = db is None
         self.models = ModelCache(settings)
         self._engine: SearchEngine | None = None
+        self._thumbnails = media.ThumbnailCache()
 
     @classmethod
     def open(cls, home: Path | str | None = None, **overrides: Any) -> Photoscout:
@@ -131,7 +132,16 @@ class Photoscout:
                 pass
 
     def thumbnail(self, photo_id: int) -> media.MediaFile:
-        return media.thumbnail(self.db, self.settings, photo_id)
+        """The photo's stored thumbnail (remembered a minute: see ``media.ThumbnailCache``)."""
+        found = self._thumbnails.get(photo_id)
+        if found is None:
+            found = media.thumbnail(self.db, self.settings, photo_id)
+            self._thumbnails.put(photo_id, found)
+        return found
+
+    def thumbnail_known(self, photo_id: int) -> media.MediaFile | None:
+        """The thumbnail when it is remembered (no database call: safe on an event loop), else None."""
+        return self._thumbnails.get(photo_id)
 
     def preview(self, photo_id: int, size: int = 1440) -> media.MediaFile:
         return media.preview(self.db, self.settings, photo_id, size)

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +57,36 @@ def thumbnail(db: Database, settings: Settings, photo_id: int) -> MediaFile:
     except NotFound:
         raise NotFound(f"the thumbnail of photo {photo_id} is gone (photoscout index --repair-thumbnails)") from None
     return MediaFile(target, "image/jpeg", content_hash)
+
+
+class ThumbnailCache:
+    """Photo id -> its thumbnail, remembered for ``ttl`` seconds: a grid asks for the same few hundred again and
+    again, and a lookup costs a database round trip. Thumbnails are content-addressed, so a remembered one is right
+    until its photo changes or leaves the library (then it is forgotten within ``ttl``); one whose file is gone is
+    not served from here."""
+
+    def __init__(self, ttl: float = 60.0, size: int = 50_000) -> None:
+        self.ttl, self.size = ttl, size
+        self._items: OrderedDict[int, tuple[MediaFile, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, photo_id: int) -> MediaFile | None:
+        with self._lock:
+            item = self._items.get(photo_id)
+        if item is None or time.monotonic() - item[1] > self.ttl or not item[0].path.is_file():
+            return None
+        return item[0]
+
+    def put(self, photo_id: int, found: MediaFile) -> None:
+        with self._lock:
+            self._items[photo_id] = (found, time.monotonic())
+            self._items.move_to_end(photo_id)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
 def original(db: Database, settings: Settings, photo_id: int) -> MediaFile:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import numpy as np
+import psycopg
 from pgvector import HalfVector
 from psycopg.rows import dict_row
 
@@ -36,6 +38,8 @@ RRF_K = 60
 EXACT_BELOW = 2000  # filtered candidate sets smaller than this are scanned exactly (cheap and exact)
 OCR_WEIGHT = 0.5  # OCR text matches count half a vector rank (a receipt that says "pizza" is not a pizza)
 TEXT_MEANING_MIN = 0.3  # the embedded OCR text counts only when it is this close to the query
+ESTIMATE_TTL = 60.0  # seconds a planner's estimate of a filter (or that a version has embeddings) is reused
+Conn = psycopg.Connection[Any]
 
 
 @dataclass
@@ -71,11 +75,15 @@ class SearchEngine:
         self.models = models or ModelCache(settings)
         self._cache: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
         self._probes_cache: dict[int, int] = {}
+        self._estimates: dict[tuple[str, str], tuple[float, float]] = {}
+        self._has_rows: dict[int, float] = {}  # version id -> when it was last seen to have embeddings
 
     def clear_cache(self) -> None:
         """Forget cached query embeddings (an evaluation measures latency with the query embedding included)."""
         self._cache.clear()
         self._probes_cache.clear()
+        self._estimates.clear()
+        self._has_rows.clear()
 
     def warm_up(self, model_ref: str | None = None) -> None:
         """Load the model and run one query so the first real search is fast."""
@@ -114,30 +122,35 @@ class SearchEngine:
         else:
             query = self._text_vector(reg, text)
         timings["embed"] = (time.perf_counter() - t0) * 1000
-        t1 = time.perf_counter()
         pool = max(limit * 3, 30)  # candidates per ranking before fusion
-        vector_hits, exact = self._nearest(reg, query, filters, pool)
-        category_hits: list[tuple[int, float]] = []
-        for cat in ([] if not text or filters.category else categories.named_in(text)):
-            if reg.status == "active":
-                more, _ = self._nearest(reg, query, Filters(**{**filters.__dict__, "category": cat}), pool)
-            else:  # a version under evaluation is measured with its own categories
-                more, _ = self._nearest(reg, query, filters, pool, own_category=cat)
-            category_hits += more
-        timings["vector"] = (time.perf_counter() - t1) * 1000
-        ocr_hits: list[tuple[int, str]] = []
-        meaning_hits: list[tuple[int, float]] = []
-        if text:
-            t2 = time.perf_counter()
-            ocr_hits = self._ocr(text, filters, pool)
-            meaning_hits = self._text_meaning(reg, query, filters, pool)
-            timings["ocr"] = (time.perf_counter() - t2) * 1000
-        t3 = time.perf_counter()
-        # a concept defined by printed words (a receipt): the OCR evidence leads
-        ocr_weight = 2.0 if any(w.rstrip("s") in TEXT_CONCEPTS for w in text.lower().split()) else OCR_WEIGHT
-        hits = self._fuse(reg, vector_hits, ocr_hits, limit, category_hits, ocr_weight, meaning_hits,
-                          skip=page[0])
-        timings["fuse"] = (time.perf_counter() - t3) * 1000
+        with self.db.connection() as conn:  # one connection (one transaction) for the rest of the search
+            t1 = time.perf_counter()
+            vector_hits, exact = self._nearest(reg, query, filters, pool, conn=conn)
+            category_hits: list[tuple[int, float]] = []
+            for cat in ([] if not text or filters.category else categories.named_in(text)):
+                # a supporting ranking, as long as the page: the index scan stops at the usual probes (it may
+                # return fewer) instead of widening until enough photos of the category are found (50-70 ms at
+                # 100k photos when the query's neighbours are mostly of other categories)
+                if reg.status == "active":
+                    more, _ = self._nearest(reg, query, Filters(**{**filters.__dict__, "category": cat}), limit,
+                                            widen=False, conn=conn)
+                else:  # a version under evaluation is measured with its own categories
+                    more, _ = self._nearest(reg, query, filters, limit, own_category=cat, widen=False, conn=conn)
+                category_hits += more
+            timings["vector"] = (time.perf_counter() - t1) * 1000
+            ocr_hits: list[tuple[int, str]] = []
+            meaning_hits: list[tuple[int, float]] = []
+            if text:
+                t2 = time.perf_counter()
+                ocr_hits = self._ocr(text, filters, pool, conn=conn)
+                meaning_hits = self._text_meaning(reg, query, filters, pool, conn=conn)
+                timings["ocr"] = (time.perf_counter() - t2) * 1000
+            t3 = time.perf_counter()
+            # a concept defined by printed words (a receipt): the OCR evidence leads
+            ocr_weight = 2.0 if any(w.rstrip("s") in TEXT_CONCEPTS for w in text.lower().split()) else OCR_WEIGHT
+            hits = self._fuse(reg, vector_hits, ocr_hits, limit, category_hits, ocr_weight, meaning_hits,
+                              skip=page[0], conn=conn)
+            timings["fuse"] = (time.perf_counter() - t3) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return SearchResult(reg.ref, hits, {k: round(v, 2) for k, v in timings.items()}, exact)
 
@@ -154,10 +167,15 @@ class SearchEngine:
             reg = active
         if reg.status == "disabled":
             raise PhotoscoutError(f"{reg.ref} is disabled")
+        seen = self._has_rows.get(reg.id)
+        if seen is not None and time.monotonic() - seen < ESTIMATE_TTL:
+            return reg  # it had embeddings a moment ago
         with self.db.connection() as conn:
             row = conn.execute("SELECT EXISTS (SELECT 1 FROM photo_embeddings WHERE model_id = %s)",
                                (reg.id,)).fetchone()
-        if not row or not row[0]:
+        if row and row[0]:
+            self._has_rows[reg.id] = time.monotonic()
+        else:
             raise NotFound(f"{reg.ref} has no embeddings yet (run: photoscout jobs start embed --model {reg.ref})")
         return reg
 
@@ -190,6 +208,25 @@ class SearchEngine:
             raise NotFound(f"photo {photo_id} has no embedding of {reg.ref}")
         return np.asarray(row[0].to_numpy() if hasattr(row[0], "to_numpy") else row[0], dtype=np.float32)
 
+    def _conn(self, conn: Conn | None) -> AbstractContextManager[Conn]:
+        """The search's connection when one is given, else a pooled one for this call."""
+        return nullcontext(conn) if conn is not None else self.db.connection()
+
+    def _estimate(self, conn: Conn, where: str, params: list[Any]) -> float:
+        """The planner's estimate of the photos a filter keeps (remembered for a minute: statistics move slowly)."""
+        key = (where, repr(params))
+        now = time.monotonic()
+        hit = self._estimates.get(key)
+        if hit is not None and now - hit[1] < ESTIMATE_TTL:
+            return hit[0]
+        plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM photos p WHERE {where}", params).fetchone()
+        estimate = float(plan[0][0]["Plan"]["Plan Rows"]) if plan else float(EXACT_BELOW)
+        if len(self._estimates) > 1000:
+            self._estimates.clear()
+        self._has_rows.clear()
+        self._estimates[key] = (estimate, now)
+        return estimate
+
     def _probes(self, reg: lifecycle.RegisteredModel) -> int:
         if reg.id not in self._probes_cache:
             found = indexes.info(self.db, reg)
@@ -197,7 +234,11 @@ class SearchEngine:
         return self._probes_cache[reg.id]
 
     def _nearest(self, reg: lifecycle.RegisteredModel, query: np.ndarray, filters: Filters,
-                 limit: int, own_category: str | None = None) -> tuple[list[tuple[int, float]], bool]:
+                 limit: int, own_category: str | None = None,
+                 widen: bool = True, conn: Conn | None = None) -> tuple[list[tuple[int, float]], bool]:
+        """The ``limit`` nearest photos passing ``filters``, and whether the scan was exact. An index scan widens
+        (more probes, up to 8x) until ``limit`` photos pass the filter; with ``widen`` false it probes half the
+        usual lists and returns what passes there (a supporting ranking: fast, possibly short)."""
         expr, _opclass = indexes.column(reg)
         if reg.config.get("storage") == "halfvec":
             q: Any = HalfVector(query)
@@ -210,33 +251,34 @@ class SearchEngine:
                       "AND a.categories @> ARRAY[%s]::text[])")
             params.append(own_category)
         filtered = filters.active or bool(own_category)
-        with self.db.connection() as conn:
+        with self._conn(conn) as conn:
             exact = False
             if filtered:  # the planner's estimate decides: exact scan for a selective filter
-                plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM photos p WHERE {where}", params).fetchone()
-                estimate = plan[0][0]["Plan"]["Plan Rows"] if plan else EXACT_BELOW
-                exact = estimate < EXACT_BELOW
+                exact = self._estimate(conn, where, params) < EXACT_BELOW
             probes = self._probes(reg)
-            conn.execute(f"SET LOCAL ivfflat.probes = {probes}")
-            conn.execute("SET LOCAL ivfflat.iterative_scan = relaxed_order")
-            conn.execute(f"SET LOCAL ivfflat.max_probes = {max(probes * 8, 100)}")
-            if exact:
-                conn.execute("SET LOCAL enable_indexscan = off")
+            if not widen:  # a supporting ranking: the nearest half of the usual lists, no widening
+                probes = max(indexes.MIN_PROBES, probes // 2)
+            conn.execute("SELECT set_config('ivfflat.probes', %s, true), "
+                         "set_config('ivfflat.iterative_scan', 'relaxed_order', true), "
+                         "set_config('ivfflat.max_probes', %s, true), set_config('enable_indexscan', %s, true)",
+                         (str(probes), str(max(probes * 8, 100) if widen else probes), "off" if exact else "on"))
             sql = (f"SELECT e.photo_id, {expr} <=> %s AS dist FROM photo_embeddings e "
                    f"JOIN photos p ON p.id = e.photo_id WHERE e.model_id = {mid} AND {where} "
                    f"ORDER BY {expr} <=> %s LIMIT %s")
             rows = conn.execute(sql, [q, *params, q, limit]).fetchall()
+            if exact:  # the rest of the transaction plans as usual
+                conn.execute("SELECT set_config('enable_indexscan', 'on', true)")
             if filtered and not exact:  # relaxed order: re-sort the few rows exactly
                 rows.sort(key=lambda r: r[1])
         return [(int(r[0]), 1.0 - float(r[1])) for r in rows], exact
 
     def _text_meaning(self, reg: lifecycle.RegisteredModel, query: np.ndarray, filters: Filters,
-                      limit: int) -> list[tuple[int, float]]:
+                      limit: int, conn: Conn | None = None) -> list[tuple[int, float]]:
         """Photos whose OCR text, embedded by this version's text side, is closest to the query (exact scan: only
         photos with text have such a vector)."""
         dim = int(reg.config["dim"])
         where, params = filters.sql()
-        with self.db.connection() as conn:
+        with self._conn(conn) as conn:
             rows = conn.execute(
                 f"SELECT t.photo_id, 1 - ((t.embedding::halfvec({dim})) <=> %s) FROM photo_text_embeddings t "
                 f"JOIN photos p ON p.id = t.photo_id WHERE t.model_id = {int(reg.id)} AND {where} "
@@ -244,13 +286,13 @@ class SearchEngine:
                 [HalfVector(query), *params, HalfVector(query), limit]).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
 
-    def _ocr(self, text: str, filters: Filters, limit: int) -> list[tuple[int, str]]:
+    def _ocr(self, text: str, filters: Filters, limit: int, conn: Conn | None = None) -> list[tuple[int, str]]:
         """Full-text search of OCR text: any of the query's terms, best-covered photos first."""
         terms = ocr_terms(text)
         if not terms:
             return []
         where, params = filters.sql()
-        with self.db.connection() as conn:
+        with self._conn(conn) as conn:
             rows = conn.execute(
                 f"SELECT t.photo_id, ts_headline('simple', t.text, q, '"
                 f"MaxWords=12, MinWords=3, StartSel=«, StopSel=»') FROM photo_text t "
@@ -263,7 +305,8 @@ class SearchEngine:
     def _fuse(self, reg: lifecycle.RegisteredModel, vector_hits: list[tuple[int, float]],
               ocr_hits: list[tuple[int, str]], limit: int,
               category_hits: list[tuple[int, float]] | None = None, ocr_weight: float = OCR_WEIGHT,
-              meaning_hits: list[tuple[int, float]] | None = None, skip: int = 0) -> list[Hit]:
+              meaning_hits: list[tuple[int, float]] | None = None, skip: int = 0,
+              conn: Conn | None = None) -> list[Hit]:
         """Reciprocal-rank fusion: score = sum over rankings of weight / (60 + rank)."""
         scores: dict[int, float] = {}
         why: dict[int, list[str]] = {}
@@ -285,7 +328,7 @@ class SearchEngine:
         top = sorted(scores, key=lambda p: -scores[p])[skip:limit]
         if not top:
             return []
-        with self.db.connection() as c, c.cursor(row_factory=dict_row) as cur:
+        with self._conn(conn) as c, c.cursor(row_factory=dict_row) as cur:
             rows = {r["id"]: r for r in cur.execute(
                 "SELECT p.id, p.path, p.thumbnail, p.categories, p.taken_at, (SELECT a.labels FROM photo_analysis a "
                 "WHERE a.photo_id = p.id AND a.model_id = %s) AS labels FROM photos p WHERE p.id = ANY(%s)",

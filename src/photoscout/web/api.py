@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from photoscout import __version__
 from photoscout.app import Photoscout
@@ -86,8 +87,6 @@ async def search_image(request: Request, f: Annotated[SearchFilters, Depends()],
         raise InvalidParameter(f"the photo is larger than {MAX_UPLOAD // 2**20} MB", "file")
     if not data:
         raise InvalidParameter("the uploaded file is empty", "file")
-    from starlette.concurrency import run_in_threadpool
-
     result = await run_in_threadpool(core(request).search, image=BytesIO(data), limit=limit, offset=offset,
                                      filters=f.filters(), model=model)
     return _search_dict(result, offset, limit)
@@ -133,9 +132,10 @@ def _file(request: Request, found: Any, *, immutable: bool = True) -> Response:
 
 
 @router.get("/photos/{photo_id}/thumbnail", tags=["photos"], response_class=FileResponse)
-def thumbnail(request: Request, ps: Core, photo_id: PhotoId) -> Response:
+async def thumbnail(request: Request, photo_id: PhotoId) -> Response:
     """The stored thumbnail (content-addressed: cached for a year, ETag)."""
-    return _file(request, ps.thumbnail(photo_id))
+    ps = core(request)  # a remembered thumbnail is answered on the event loop; a lookup goes to a thread
+    return _file(request, ps.thumbnail_known(photo_id) or await run_in_threadpool(ps.thumbnail, photo_id))
 
 
 @router.get("/photos/{photo_id}/preview", tags=["photos"], response_class=FileResponse)
@@ -263,8 +263,6 @@ async def job_events(request: Request, job_id: PhotoId) -> StreamingResponse:
     """Server-Sent Events: the job as it stands, every second, until it ends."""
     import asyncio
     import json
-
-    from starlette.concurrency import run_in_threadpool
 
     ps = core(request)
     await run_in_threadpool(ps.job, job_id)  # 404 before the stream starts
