@@ -89,6 +89,9 @@ class SearchEngine:
         """Load the model and run one query so the first real search is fast."""
         model = self._model(model_ref)
         self._text_vector(model, "photo")
+        with self.db.connection() as conn:  # the estimates a query naming a category asks for
+            for cat in categories.CATEGORY_WORDS:
+                self._estimate(conn, *Filters(category=cat).sql())
 
     def search(self, text: str | None = None, *, image: str | IO[bytes] | None = None, similar_to: int | None = None,
                limit: int = 20, offset: int = 0, filters: Filters | None = None,
