@@ -15,9 +15,11 @@ from photoscout.app import Photoscout
 from photoscout.config import Settings, load_settings
 from photoscout.database import Database
 from photoscout.errors import PhotoscoutError
+from photoscout.imaging import load_rgb
 from photoscout.jobs.enrich import enrich
 from photoscout.library import catalog, scanner
 from photoscout.models import artifacts, factory
+from photoscout.models.cache import ModelCache
 from photoscout.registry import builtin, lifecycle
 from photoscout.rollout import activation
 from tests.conftest import DATASET, _new_database, run_cli, sample_rows
@@ -114,6 +116,31 @@ def test_categories_ocr_and_faces(library: tuple) -> None:
         regions = conn.execute("SELECT count(*) FROM region_embeddings").fetchone()
     assert skipped is not None and skipped[0] >= 5
     assert regions is not None and regions[0] >= 3
+
+
+def test_the_default_ocr_is_the_lean_version(library: tuple) -> None:
+    """#14: a fresh install reads text with rapidocr-ppocrv6@v1.1.0 (int8 recogniser, no angle classifier), which
+    detects large photos at most 1280 px and still enlarges small screenshots for detection, and reads a receipt
+    as v1.0.0 does."""
+    settings, db, files = library
+    reg = lifecycle.active(db, "ocr")
+    assert reg is not None and reg.ref == "rapidocr-ppocrv6@v1.1.0"
+    assert reg.config["use_cls"] is False and reg.config["det_max_side"] == 1280
+    folder = settings.models_dir / reg.name / reg.version
+    assert (folder / "PP-OCRv6_rec_small_int8.onnx").is_file() and not (folder / "PP-OCRv6_rec_small.onnx").exists()
+    assert not artifacts.verify(folder)  # its manifest covers the quantized file
+    model = ModelCache(settings).get(reg)
+
+    receipt = next(p for p, row in files.items() if row["label"] == "receipt")
+    big = load_rgb(receipt, max_side=1280).resize((1800, 2546))  # a camera-size scan
+    text = model.read([big])[0].text  # type: ignore[attr-defined]
+    det = model.engine.text_det  # type: ignore[attr-defined]
+    assert (det.limit_type, det.limit_side_len) == ("max", 1280)
+    assert len(text.split()) >= 10 and "TOTAL" in text.upper()
+    shot = next(p for p, row in files.items() if row["label"] == "screenshot")
+    small = load_rgb(shot, max_side=600)
+    model.read([small])  # type: ignore[attr-defined]
+    assert (det.limit_type, det.limit_side_len) == ("min", 736)
 
 
 def test_few_shot_class_from_examples(library: tuple) -> None:
