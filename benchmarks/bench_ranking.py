@@ -12,7 +12,9 @@ Variants:
 * ``classes-bhatt@T``: the query's meaning as a distribution over classes, ``w = softmax(cos(q, label) / T)``,
   against the photo's class probabilities ``p``: score = sum sqrt(p * w) (the Bhattacharyya coefficient: both sides
   are unit vectors of sqrt-probabilities, so it is a cosine a vector index can serve);
-* ``hybrid``: the mean of the ``conse-v2`` cosine and ``classes-bhatt`` scores.
+* ``hybrid``: the mean of the z-scored ``conse-v2`` cosine and ``classes-bhatt`` scores (per query);
+* ``concat S``: one unit vector per photo, ``[sqrt(S) conse-v2, sqrt(1 - S) sqrt(p)]``, against the query's
+  ``[sqrt(S) q, sqrt(1 - S) sqrt(w)]``: score = S cos + (1 - S) Bhattacharyya, servable by one vector index.
 
 Usage: .venv/bin/python -m benchmarks.bench_ranking [--home HOME]   (HOME: any home with the built-ins installed)
 """
@@ -64,8 +66,14 @@ def main() -> None:
 
     rows = list(csv.DictReader((DATASET / "manifest.csv").open()))
     t = time.perf_counter()
-    probs = np.concatenate([cnn.run([load_rgb(str(DATASET / r["file"]), max_side=640, min_side=256)
-                                     for r in rows[i: i + 32]])[1] for i in range(0, len(rows), 32)])
+    cached = settings.data_dir / "cache" / "bench-ranking-probs.npy"
+    if cached.is_file():
+        probs = np.load(cached)
+    else:
+        probs = np.concatenate([cnn.run([load_rgb(str(DATASET / r["file"]), max_side=640, min_side=256)
+                                         for r in rows[i: i + 32]])[1] for i in range(0, len(rows), 32)])
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cached, probs)
     print(f"class probabilities of {len(rows)} photos in {time.perf_counter() - t:.0f} s")
 
     names = [", ".join(n[:2]) for n in imagenet.class_names()]
@@ -98,6 +106,10 @@ def main() -> None:
         return (s - s.mean(axis=1, keepdims=True)) / (s.std(axis=1, keepdims=True) + 1e-9)
 
     scores["hybrid (z-mean of conse-v2, bhatt@0.02)"] = z(scores["conse-v2"]) + z(scores["classes-bhatt@0.02"])
+    for share in (0.3, 0.5, 0.7):  # one vector: [sqrt(share) conse, sqrt(1 - share) sqrt(p)], a plain cosine
+        for temp in (0.02, 0.05):
+            scores[f"concat {share:.1f} conse-v2 + bhatt@{temp}"] = (
+                share * scores["conse-v2"] + (1 - share) * scores[f"classes-bhatt@{temp}"])
 
     relevant = []
     for _s, _q, spec in queries:

@@ -143,6 +143,41 @@ def test_the_default_ocr_is_the_lean_version(library: tuple) -> None:
     assert (det.limit_type, det.limit_side_len) == ("min", 736)
 
 
+def test_v3_vectors_carry_the_class_distribution(library: tuple) -> None:
+    """#14's candidate v3: one unit vector per photo and query whose cosine is share * (ConSE cosine) + (1 - share)
+    * (Bhattacharyya coefficient of the photo's class probabilities and the classes the query means), so a plain
+    vector index serves it. Checked against the parts computed by hand with the real models on real photos."""
+    from dataclasses import replace
+
+    from photoscout.models.base import l2_normalize
+    from photoscout.models.conse import ConseEmbedder
+
+    settings, db, files = library
+    v1 = lifecycle.active(db, "embedding")
+    assert v1 is not None
+    spec = v1.spec(settings)
+    share, temp = 0.5, 0.02
+    runtime = factory_runtime(settings)
+    plain = ConseEmbedder(spec, runtime)  # type: ignore[arg-type]
+    joined = ConseEmbedder(replace(spec, config={**spec.config, "dim": 1384,  # type: ignore[arg-type]
+                                                 "class_space": {"share": share, "temperature": temp}}), runtime)
+    photos = [load_rgb(p, max_side=640, min_side=256) for p, row in list(files.items())[:6]]
+    queries = ["a pizza", "a laptop computer", "a receipt"]
+    img, txt = joined.embed_images(photos), joined.embed_texts(queries)
+    assert img.shape == (6, 1384) and txt.shape == (3, 1384)
+    assert np.allclose(np.linalg.norm(img, axis=1), 1, atol=1e-4) and np.allclose(np.linalg.norm(txt, axis=1), 1,
+                                                                                 atol=1e-4)
+    probs = joined.cnn.run(photos)[1]
+    q = plain.embed_texts(queries)
+    sims = q @ joined.label_vectors.T / temp
+    w = np.exp(sims - sims.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    bhatt = np.sqrt(w) @ l2_normalize(np.sqrt(probs)).T
+    expected = share * (q @ plain.embed_images(photos).T) + (1 - share) * bhatt
+    assert np.allclose(txt @ img.T, expected, atol=1e-4)
+    assert [b.ref for b in builtin.choose(["conse-effnetl0-minilm@v3.0.0"])] == ["conse-effnetl0-minilm@v3.0.0"]
+
+
 def test_few_shot_class_from_examples(library: tuple) -> None:
     settings, db, files = library
     dalmatians = sorted(p for p, r in files.items() if r["label"] == "dalmatian")

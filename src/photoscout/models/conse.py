@@ -4,6 +4,13 @@ Image side: EfficientNet-Lite0 gives ImageNet class probabilities; the image vec
 mean of the MiniLM text embeddings of its top-T class names. Text side: the query embedded by the same MiniLM.
 Both land in MiniLM's 384-d space, so cosine similarity ranks photos for a text query. The same forward pass gives
 category scores (ImageNet label hierarchy) and how likely the photo shows text.
+
+With ``class_space`` in the config (v3), each vector also carries a class part: the photo's square-rooted class
+probabilities ``sqrt(p)``, and for a text the square-rooted distribution over classes its meaning picks,
+``sqrt(softmax(cos(text, class label) / temperature))``. Both parts are unit vectors, joined with weights
+``sqrt(share)`` and ``sqrt(1 - share)``, so one cosine is ``share * ConSE cosine + (1 - share) * Bhattacharyya
+coefficient`` of the two class distributions: a query ranks photos by the probability of the classes it means as
+well as by the mean label vector (``benchmarks/bench_ranking.py``).
 """
 
 from __future__ import annotations
@@ -64,6 +71,9 @@ class ConseEmbedder(EmbeddingModel):
         self.names = [n[0] for n in imagenet.class_names()]
         self.categories = imagenet.category_classes()
         self.textual = imagenet.textual_classes()
+        space = self.spec.config.get("class_space")
+        self.share = float(space["share"]) if space else None
+        self.temperature = float(space["temperature"]) if space else 1.0
 
     def _analyze_images(self, images: list[Image.Image]) -> tuple[np.ndarray, list[ImageAnalysis]]:
         _features, probs = self.cnn.run(images)
@@ -74,6 +84,9 @@ class ConseEmbedder(EmbeddingModel):
         weights = np.take_along_axis(probs, top, axis=1)
         weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
         vectors = l2_normalize(np.einsum("nt,ntd->nd", weights, self.label_vectors[top]))
+        if self.share is not None:
+            classes = l2_normalize(np.sqrt(np.clip(probs, 0.0, None)))
+            vectors = self._join(vectors, classes)
         analyses = []
         for p, t in zip(probs, top, strict=True):
             analyses.append(ImageAnalysis(
@@ -84,4 +97,15 @@ class ConseEmbedder(EmbeddingModel):
         return vectors, analyses
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
-        return self.text.encode(texts)
+        vectors = self.text.encode(texts)
+        if self.share is None:
+            return vectors
+        sims = (vectors @ self.label_vectors.T) / self.temperature
+        w = np.exp(sims - sims.max(axis=1, keepdims=True))
+        w /= w.sum(axis=1, keepdims=True)
+        return self._join(vectors, np.sqrt(w))
+
+    def _join(self, mean_vectors: np.ndarray, class_part: np.ndarray) -> np.ndarray:
+        assert self.share is not None
+        return l2_normalize(np.hstack([np.sqrt(self.share) * mean_vectors,
+                                       np.sqrt(1.0 - self.share) * class_part]).astype(np.float32))

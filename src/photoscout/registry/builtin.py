@@ -120,6 +120,17 @@ def _build_conse_hierarchy(folder: Path, wheels: dict[str, Path], settings: Sett
     return _build_conse(folder, wheels, settings, hierarchy=True)
 
 
+def _build_conse_classes(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
+    """v3: v2's labels, and vectors that also carry the class distribution (``models/conse.py``). The two numbers
+    were chosen by ``benchmarks/bench_ranking.py`` on photos-dev (image ranking alone, mAP 0.600 -> 0.645 against
+    v2): share 0.5 (0.3 and 0.7 lower), temperature 0.02 (0.01 and 0.05 lower)."""
+    config = _build_conse(folder, wheels, settings, hierarchy=True)
+    config["dim"] = 384 + 1000
+    config["class_space"] = {"share": 0.5, "temperature": 0.02}
+    config["labels"] += "; vectors also carry sqrt class probabilities (1,000-d)"
+    return config
+
+
 def _build_random(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
     (folder / "README.txt").write_text("random-vectors: a deliberately useless embedding model (seeded random unit "
                                        "vectors), the floor for evaluation gates. No weights.\n")
@@ -180,6 +191,9 @@ BUILTINS = [
     Builtin("rapidocr-ppocrv6", "v1.0.0", "ocr", "rapidocr", ("rapidocr",), _build_ocr,
             "PaddleOCR PP-OCRv6 det/rec + PP-OCR cls (RapidOCR, ONNX Runtime): the default before v1.1.0",
             default=False),
+    Builtin("conse-effnetl0-minilm", "v3.0.0", "embedding", "conse", ("effnet", "minilm", "minilm-int8"),
+            _build_conse_classes, "ConSE v3: v2 plus the class distribution in each vector (a query ranks by the "
+            "probability of the classes it means as well), 1,384-d", default=False),
     Builtin("random-vectors", "v0.1.0", "embedding", "random-vectors", (), _build_random,
             "Deliberately useless: seeded random vectors (the floor; the gate must refuse it)", default=False),
 ]
