@@ -160,8 +160,14 @@ def _build_ocr_lean(folder: Path, wheels: dict[str, Path], settings: Settings) -
     _extract(wheels["rapidocr"], "rapidocr/models/PP-OCRv6_det_small.onnx", folder / files["det"])
     source = folder / ".build" / "PP-OCRv6_rec_small.onnx"
     _extract(wheels["rapidocr"], "rapidocr/models/PP-OCRv6_rec_small.onnx", source)
-    quantize_dynamic(str(source), str(folder / files["rec"]), weight_type=QuantType.QUInt8,
-                     op_types_to_quantize=["MatMul", "Gemm"])
+    root = logging.getLogger()  # the quantizer's advice ("run pre-processing first") is not for our users
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(source), str(folder / files["rec"]), weight_type=QuantType.QUInt8,
+                         op_types_to_quantize=["MatMul", "Gemm"])
+    finally:
+        root.setLevel(level)
     shutil.rmtree(folder / ".build")
     return {"engine": "rapidocr 3.10.0", "text_score": 0.5, "max_side": 1600, "use_cls": False,
             "det_max_side": 1280, "files": files}
