@@ -303,6 +303,11 @@ class Photoscout:
             return doctor.unreachable(self.settings, str(exc))
         return doctor.examine(db, self.settings)
 
+    def health(self) -> dict[str, Any]:
+        """The doctor's report for a face: ``healthy`` (no error, no warning) and each finding as a dict."""
+        findings = self.doctor()
+        return {"healthy": doctor.healthy(findings), "findings": [f.as_dict() for f in findings]}
+
     def reindex(self, ref: str) -> bool:
         """Build a version's vector index if it is missing, invalid or built on half its rows; True if built."""
         return indexes.ensure(self.db, lifecycle.get(self.db, ref))

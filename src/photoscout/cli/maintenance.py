@@ -101,21 +101,18 @@ def doctor_command(json_out: JsonOption = False) -> None:
     version covered and indexed, artifacts, orphaned outputs, stuck jobs, the broker, disk space, thumbnails,
     vanished photos, the device models run on. Each finding with the command that fixes it. Exit 0 only when
     healthy (no error, no warning)."""
-    from photoscout.maintenance.doctor import healthy
-
     with core() as app:
-        findings = app.doctor()
-    ok = healthy(findings)
-    output({"healthy": ok, "findings": [f.as_dict() for f in findings]}, json_out,
-           lambda: _print_findings(findings, ok))
-    if not ok:
+        report = app.health()
+    output(report, json_out, lambda: _print_findings(report["findings"], report["healthy"]))
+    if not report["healthy"]:
         raise typer.Exit(1)
 
 
-def _print_findings(findings: list[Any], ok: bool) -> None:
+def _print_findings(findings: list[dict[str, Any]], ok: bool) -> None:
     style = {"error": "red", "warning": "yellow", "info": "dim"}
     for f in findings:
-        console.print(f"[{style[f.severity]}]{f.severity:>7}[/] {f.check}: {f.message}", highlight=False)
-        if f.fix and f.severity != "info":
-            console.print(f"{'':>9}fix: {f.fix}", highlight=False)
+        console.print(f"[{style[f['severity']]}]{f['severity']:>7}[/] {f['check']}: {f['message']}",
+                      highlight=False)
+        if f["fix"] and f["severity"] != "info":
+            console.print(f"{'':>9}fix: {f['fix']}", highlight=False)
     console.print("healthy" if ok else "not healthy", style="green" if ok else "red")

@@ -339,10 +339,7 @@ def disk(ps: Core) -> dict[str, Any]:
 @router.get("/doctor", tags=["system"])
 def doctor(ps: Core) -> dict[str, Any]:
     """The health report: each finding with its severity and the command that fixes it."""
-    from photoscout.maintenance import doctor as checks
-
-    findings = ps.doctor()
-    return {"healthy": checks.healthy(findings), "findings": [f.as_dict() for f in findings]}
+    return ps.health()
 
 
 @router.get("/status", tags=["system"])

@@ -173,12 +173,9 @@ def jobs_page(request: Request) -> HTMLResponse:
 
 @router.get("/disk", response_class=HTMLResponse)
 def disk_page(request: Request) -> HTMLResponse:
-    from photoscout.maintenance.doctor import healthy
-
     ps = _core(request)
-    findings = ps.doctor()
-    return _render(request, "disk.html", disk=ps.disk(), findings=[f.as_dict() for f in findings],
-                   healthy=healthy(findings))
+    report = ps.health()
+    return _render(request, "disk.html", disk=ps.disk(), findings=report["findings"], healthy=report["healthy"])
 
 
 @router.get("/login", response_class=HTMLResponse)
