@@ -47,5 +47,6 @@ class Background:
         self._submit(job_id, lambda: self.core.retry_failed(job_id))
 
     def shutdown(self) -> None:
-        """Stop taking work; a job in flight stops at its next unit (its finished units are kept)."""
+        """Stop taking work and drop what is queued. A job in flight runs on until it ends (the process waits for
+        it at exit); stopped harder, it keeps its finished units and resumes with ``jobs resume``."""
         self._pool.shutdown(wait=False, cancel_futures=True)
