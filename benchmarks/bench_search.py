@@ -30,14 +30,11 @@ from pathlib import Path
 import numpy as np
 from pgvector import HalfVector
 
-from benchmarks.genlib import DATASET
+from benchmarks.veclib import index_dataset, perturbed
 from photoscout.analysis.store import as_array
-from photoscout.app import Photoscout
 from photoscout.config import load_settings
 from photoscout.database import Database, indexes
 from photoscout.jobs import store
-from photoscout.jobs.worker import Worker
-from photoscout.library import scanner
 from photoscout.registry import lifecycle, local
 from photoscout.search.engine import SearchEngine
 from photoscout.search.query import Filters
@@ -83,10 +80,7 @@ def main() -> None:
     settings.ensure_dirs()
     rng = np.random.default_rng(0)
     with Database(settings) as db:
-        Photoscout(settings, db=db).install_builtin()
-        v1 = lifecycle.get(db, V1)
-        scanner.scan(db, settings, [DATASET])
-        Worker(db, settings).run(store.create_job(db, kind="embed", model_ref=V1)["id"])
+        v1 = index_dataset(db, settings, V1)
         with db.connection() as conn:
             real = [(pid, as_array(v)) for pid, v in conn.execute(
                 "SELECT photo_id, coalesce(embedding, embedding_half::vector) FROM photo_embeddings "
@@ -95,11 +89,7 @@ def main() -> None:
         base = np.stack([v for _, v in real])
         n_syn = a.size - len(real)
         t = time.perf_counter()
-        picks = rng.integers(0, len(base), n_syn)
-        noise = rng.normal(size=(n_syn, base.shape[1])).astype(np.float32)
-        noise *= a.noise / np.linalg.norm(noise, axis=1, keepdims=True)
-        syn = base[picks] + noise
-        syn /= np.linalg.norm(syn, axis=1, keepdims=True)
+        syn, _picks = perturbed(base, n_syn, a.noise, rng)
         start = datetime(2015, 1, 1)
         with db.connection() as conn:
             cur = conn.cursor()

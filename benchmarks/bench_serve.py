@@ -35,15 +35,10 @@ from pathlib import Path
 import numpy as np
 from pgvector import HalfVector
 
-from benchmarks.genlib import DATASET
+from benchmarks.veclib import index_dataset, perturbed
 from photoscout.analysis.store import as_array
-from photoscout.app import Photoscout
 from photoscout.config import load_settings
 from photoscout.database import Database, indexes
-from photoscout.jobs import store
-from photoscout.jobs.worker import Worker
-from photoscout.library import scanner
-from photoscout.registry import lifecycle
 
 PHOTOSCOUT = str(Path(sys.executable).with_name("photoscout"))
 V1 = "conse-effnetl0-minilm@v1.0.0"
@@ -64,10 +59,7 @@ def build(home: Path, size: int) -> None:
     settings.ensure_dirs()
     rng = np.random.default_rng(0)
     with Database(settings) as db:
-        Photoscout(settings, db=db).install_builtin()
-        v1 = lifecycle.get(db, V1)
-        scanner.scan(db, settings, [DATASET])
-        Worker(db, settings).run(store.create_job(db, kind="embed", model_ref=V1)["id"])
+        v1 = index_dataset(db, settings, V1)
         with db.connection() as conn:
             real = conn.execute(
                 "SELECT e.photo_id, coalesce(e.embedding, e.embedding_half::vector), p.thumbnail, p.content_hash, "
@@ -75,11 +67,7 @@ def build(home: Path, size: int) -> None:
                 "ORDER BY e.photo_id", (v1.id,)).fetchall()
         base = np.stack([as_array(r[1]) for r in real])
         n_syn = size - len(real)
-        picks = rng.integers(0, len(base), n_syn)
-        noise = rng.normal(size=(n_syn, base.shape[1])).astype(np.float32)
-        noise *= 0.35 / np.linalg.norm(noise, axis=1, keepdims=True)
-        syn = base[picks] + noise
-        syn /= np.linalg.norm(syn, axis=1, keepdims=True)
+        syn, picks = perturbed(base, n_syn, 0.35, rng)
         with db.connection() as conn:
             cur = conn.cursor()
             with cur.copy("COPY photos (path, path_raw, folder, status, categories, thumbnail, content_hash) "
