@@ -21,8 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.genlib import DATASET
-from photoscout.app import Photoscout
+from benchmarks.genlib import DATASET, install_builtins
 from photoscout.config import load_settings
 from photoscout.database import Database
 from photoscout.evaluation import metrics, report, runner, sets
@@ -47,7 +46,7 @@ def prepare(home: Path) -> tuple[float, float]:
     rates = []
     with Database(settings) as db:
         if lifecycle.active(db, "embedding") is None:
-            Photoscout(settings, db=db).install_builtin()
+            install_builtins(db, settings, V1)
             t = time.perf_counter()
             scanner.scan(db, settings, [DATASET])
             summary = enrich(db, settings)

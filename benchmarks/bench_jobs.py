@@ -23,11 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.genlib import generate
+from benchmarks.genlib import generate, install_builtins
 from photoscout.analysis.decode import prefetched
 from photoscout.analysis.photos import pending_photos
 from photoscout.analysis.runner import run_models
-from photoscout.app import Photoscout
 from photoscout.config import load_settings
 from photoscout.database import Database
 from photoscout.jobs import store
@@ -74,7 +73,7 @@ def main() -> None:
     settings.ensure_dirs()
     env = {**os.environ, "PHOTOSCOUT_HOME": str(home)}
     with Database(settings) as db:
-        Photoscout(settings, db=db).install_builtin()
+        install_builtins(db, settings, "conse-effnetl0-minilm@v1.0.0")
         v1 = lifecycle.get(db, "conse-effnetl0-minilm@v1.0.0")
         local.register_folder(db, settings, ref=V2, source_dir=v1.artifact_dir(settings), type_="embedding",
                               backend="conse", config={**v1.config, "top_t": 5})

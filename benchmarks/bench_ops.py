@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from pgvector import HalfVector
 
-from benchmarks.genlib import DATASET
+from benchmarks.genlib import DATASET, install_builtins
 from photoscout.analysis.store import Outputs, as_array, store
 from photoscout.app import Photoscout
 from photoscout.config import load_settings
@@ -115,7 +115,7 @@ def main() -> None:
     (home / "config.toml").write_text("embedded_keep_running = true\n")
     rng = np.random.default_rng(0)
     with Photoscout.open(home) as core:
-        core.install_builtin()
+        install_builtins(core.db, core.settings, V1)
         scanner.scan(core.db, core.settings, [DATASET])
         Worker(core.db, core.settings).run(jobs.create_job(core.db, kind="embed", model_ref=V1)["id"])
         v1 = lifecycle.get(core.db, V1)

@@ -12,6 +12,7 @@ import multiprocessing
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageEnhance
@@ -76,3 +77,16 @@ if __name__ == "__main__":
     a = parser.parse_args()
     w, h = (int(v) for v in a.size.split("x"))
     print(len(generate(a.dest, a.count, w, h)), "files in", a.dest)
+
+
+def install_builtins(db: Any, settings: Any, embedding: str | None = None) -> None:
+    """The built-in models; with ``embedding`` (NAME@VERSION) that version active instead of the default, so a
+    benchmark first measured on one version stays on it when the default for new installs changes."""
+    from photoscout.app import Photoscout
+    from photoscout.registry import builtin, lifecycle
+    from photoscout.rollout import activation
+
+    if embedding and lifecycle.active(db, "embedding") is None:
+        builtin.install(db, settings, refs=[embedding])
+        activation.activate(db, settings, embedding, reason="the version this benchmark measures")
+    Photoscout(settings, db=db).install_builtin()

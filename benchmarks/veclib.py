@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.genlib import DATASET
-from photoscout.app import Photoscout
+from benchmarks.genlib import DATASET, install_builtins
 from photoscout.config import Settings
 from photoscout.database import Database
 from photoscout.jobs import store
@@ -17,7 +16,7 @@ from photoscout.registry import lifecycle
 
 def index_dataset(db: Database, settings: Settings, ref: str) -> lifecycle.RegisteredModel:
     """Install the built-ins, scan photos-dev and embed it with ``ref``; the version."""
-    Photoscout(settings, db=db).install_builtin()
+    install_builtins(db, settings, ref)
     version = lifecycle.get(db, ref)
     scanner.scan(db, settings, [DATASET])
     Worker(db, settings).run(store.create_job(db, kind="embed", model_ref=ref)["id"])

@@ -30,8 +30,8 @@ from photoscout.rollout import activation, promotion
 from photoscout.search.engine import SearchEngine
 from tests.conftest import DATASET, REPO, _new_database, run_cli, sample_rows
 
-V1 = "conse-effnetl0-minilm@v1.0.0"
-V2 = "conse-effnetl0-minilm@v2.0.0"
+V1 = "conse-effnetl0-minilm@v1.0.0"  # the default before #14: an existing home has it active
+V2 = "conse-effnetl0-minilm@v3.1.0"  # the default since: install-builtin brings it in staging
 RANDOM = "random-vectors@v0.1.0"
 SAMPLE_SETS = REPO / "evalsets" / "photos-dev.toml"
 SAMPLE = {"laptop": 8, "cellphone": 6, "camera": 4, "headphone": 4, "pizza": 8, "strawberry": 6, "apple_pie": 4,
@@ -100,8 +100,9 @@ def _copy(rows: list[dict[str, str]], lib: Path) -> None:
 @pytest.fixture(scope="module")
 def workflow(tmp_path_factory: pytest.TempPathFactory, pg_server: object,
              builtin_wheels: Path) -> Iterator[tuple[Settings, Database, Path]]:
-    """Built-ins (v1 active; v2 and the random version in staging) and a sample of photos-dev, indexed, in a
-    folder named photos-dev (the shipped set file finds the photos by their path under it)."""
+    """A home made before #14 (v1 active), upgraded: a plain install-builtin brings the new default v3.1 in staging
+    (the random version too, on request), and a sample of photos-dev, indexed, in a folder named photos-dev (the
+    shipped set file finds the photos by their path under it)."""
     root = Path(tmp_path_factory.mktemp("evaluation"))
     lib = root / "photos-dev"
     _copy(sample_rows(SAMPLE), lib)
@@ -111,9 +112,12 @@ def workflow(tmp_path_factory: pytest.TempPathFactory, pg_server: object,
     settings = load_settings(home)
     settings.ensure_dirs()
     with Database(settings) as db:
-        Photoscout(settings, db=db).install_builtin(wheels_dir=builtin_wheels)
-        installed = builtin.install(db, settings, wheels_dir=builtin_wheels, refs=[V2, RANDOM])
-        assert [r["status"] for r in installed] == ["staging", "staging"]
+        builtin.install(db, settings, wheels_dir=builtin_wheels, refs=[V1])
+        activation.activate(db, settings, V1, reason="the default of an older photoscout")
+        report = Photoscout(settings, db=db).install_builtin(wheels_dir=builtin_wheels)
+        assert {r["model"]: r["status"] for r in report}[V2] == "staging"
+        installed = builtin.install(db, settings, wheels_dir=builtin_wheels, refs=[RANDOM])
+        assert [r["status"] for r in installed] == ["staging"]
         scanner.scan(db, settings, [lib])
         assert not enrich(db, settings).failed
         yield settings, db, lib

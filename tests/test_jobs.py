@@ -28,8 +28,8 @@ from photoscout.library import scanner
 from photoscout.registry import lifecycle, local
 from tests.conftest import PHOTOSCOUT, _free_port, _new_database, copy_sample, run_cli
 
-V1 = "conse-effnetl0-minilm@v1.0.0"
-V2 = "conse-effnetl0-minilm@v1.1.0"
+V1 = "conse-effnetl0-minilm@v3.1.0"  # the default for new installs
+V2 = "conse-effnetl0-minilm@v3.1.1"
 REDIS = "redis://127.0.0.1:6379/11"
 RABBIT = "amqp://guest:guest@127.0.0.1:5672//"
 
@@ -38,7 +38,7 @@ def _prepare(settings: Settings, lib: Path, wheels: Path, per_category: int) -> 
     settings.ensure_dirs()
     with Database(settings) as db:
         Photoscout(settings, db=db).install_builtin(wheels_dir=wheels)
-        v1 = lifecycle.get(db, "conse-effnetl0-minilm@v1.0.0")
+        v1 = lifecycle.get(db, V1)
         local.register_folder(db, settings, ref=V2, source_dir=v1.artifact_dir(settings), type_="embedding",
                               backend="conse", config={**v1.config, "top_t": 5})
         copy_sample(lib, per_category=per_category)
@@ -137,7 +137,7 @@ def _purge(broker: str) -> None:
 def test_local_job_computes_beside_the_active_model(db: Database, home: Path) -> None:
     _reset(db, V2)
     settings = load_settings(home)
-    active_before = _vectors(db, "conse-effnetl0-minilm@v1.0.0")
+    active_before = _vectors(db, V1)
     job = store.create_job(db, kind="embed", model_ref=V2, unit_size=settings.job_unit_size)
     assert job["status"] == "pending" and job["units"] == -(-_photo_count(db) // 8)
     stats = Worker(db, settings).run(job["id"])
@@ -145,7 +145,7 @@ def test_local_job_computes_beside_the_active_model(db: Database, home: Path) ->
     done = _assert_exactly_once(db, job["id"])
     assert done["retried_units"] == 0 and done["progress"]["rate_per_s"]
     assert lifecycle.get(db, V2).status == "staging"  # the job does not promote
-    active_after = _vectors(db, "conse-effnetl0-minilm@v1.0.0")
+    active_after = _vectors(db, V1)
     assert active_after.keys() == active_before.keys() or not active_before  # active rows untouched
     with pytest.raises(Exception, match="kind is 'embed'"):
         store.create_job(db, kind="ocr", model_ref=V2)
@@ -174,7 +174,7 @@ def test_celery_worker_result_equals_local(db: Database, home: Path, broker: str
                       env={"PHOTOSCOUT_BROKER_URL": broker}, check=True)
         job_id = json.loads(out.stdout)["id"]
         served = 0
-        active = lifecycle.get(db, "conse-effnetl0-minilm@v1.0.0")
+        active = lifecycle.get(db, V1)
         while store.get_job(db, job_id)["status"] not in ("completed", "failed"):
             with db.connection() as conn:  # the active model keeps answering nearest-neighbour queries
                 probe = conn.execute("SELECT embedding_half::vector FROM photo_embeddings WHERE model_id = %s "
@@ -296,7 +296,7 @@ def test_search_answers_during_a_job_and_an_index_build(db: Database, home: Path
 
     settings = load_settings(home)
     v1 = lifecycle.get(db, V1)
-    full_ref = "conse-effnetl0-minilm@v1.2.0"
+    full_ref = "conse-effnetl0-minilm@v3.1.2"
     assert v1.config["storage"] == "halfvec"  # the built-in default
     local.register_folder(db, settings, ref=full_ref, source_dir=v1.artifact_dir(settings), type_="embedding",
                           backend="conse", config={**v1.config, "storage": "vector"})

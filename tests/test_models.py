@@ -63,7 +63,7 @@ def test_every_photo_has_an_embedding_from_the_active_model(library: tuple) -> N
     assert {r[0] for r in rows} == set(files)
     for _path, vec, name, version in rows:
         v = as_array(vec)
-        assert v.shape == (384,) and abs(np.linalg.norm(v) - 1) < 1e-3
+        assert v.shape == (model.config["dim"],) and abs(np.linalg.norm(v) - 1) < 1e-3
         assert (name, version) == (model.name, model.version)
 
 
@@ -153,13 +153,14 @@ def test_v3_vectors_carry_the_class_distribution(library: tuple) -> None:
     from photoscout.models.conse import ConseEmbedder
 
     settings, db, files = library
-    v1 = lifecycle.active(db, "embedding")
-    assert v1 is not None
-    spec = v1.spec(settings)
+    active = lifecycle.active(db, "embedding")
+    assert active is not None
+    spec = active.spec(settings)
     share, temp = 0.5, 0.02
     runtime = factory_runtime(settings)
-    plain = ConseEmbedder(spec, runtime)  # type: ignore[arg-type]
-    joined = ConseEmbedder(replace(spec, config={**spec.config, "dim": 1384,  # type: ignore[arg-type]
+    plain_config = {k: v for k, v in spec.config.items() if k != "class_space"} | {"dim": 384}
+    plain = ConseEmbedder(replace(spec, config=plain_config), runtime)  # type: ignore[arg-type]
+    joined = ConseEmbedder(replace(spec, config={**plain_config, "dim": 1384,  # type: ignore[arg-type]
                                                  "class_space": {"share": share, "temperature": temp}}), runtime)
     photos = [load_rgb(p, max_side=640, min_side=256) for p, row in list(files.items())[:6]]
     queries = ["a pizza", "a laptop computer", "a receipt"]
@@ -176,6 +177,56 @@ def test_v3_vectors_carry_the_class_distribution(library: tuple) -> None:
     expected = share * (q @ plain.embed_images(photos).T) + (1 - share) * bhatt
     assert np.allclose(txt @ img.T, expected, atol=1e-4)
     assert [b.ref for b in builtin.choose(["conse-effnetl0-minilm@v3.0.0"])] == ["conse-effnetl0-minilm@v3.0.0"]
+
+
+def test_the_default_search_version_weighs_how_clearly_a_query_names_classes(library: tuple) -> None:
+    """#14: a fresh install searches with conse-effnetl0-minilm@v3.1.0: v3's vectors, and a query's class part
+    weighed by exp(-H / 0.35), H the entropy of the classes its meaning picks. "strawberries" names one class and
+    keeps its class part; "dessert" spreads over several and falls back on the mean label vector. Checked against
+    the weights computed by hand; the photo side is v3.0's exactly."""
+    from dataclasses import replace
+
+    from photoscout.models.conse import ConseEmbedder
+
+    settings, db, files = library
+    active = lifecycle.active(db, "embedding")
+    assert active is not None and active.ref == "conse-effnetl0-minilm@v3.1.0"
+    assert active.config["class_space"] == {"share": 0.5, "temperature": 0.02, "entropy_scale": 0.35}
+    assert active.config["dim"] == 1384
+    spec = active.spec(settings)
+    runtime = factory_runtime(settings)
+    adaptive = ConseEmbedder(spec, runtime)  # type: ignore[arg-type]
+    v30 = {**spec.config, "class_space": {"share": 0.5, "temperature": 0.02}}
+    fixed = ConseEmbedder(replace(spec, config=v30), runtime)  # type: ignore[arg-type]
+    queries = ["strawberries", "dessert"]
+    a, f = adaptive.embed_texts(queries), fixed.embed_texts(queries)
+    mean = adaptive.text.encode(queries)
+    sims = mean @ adaptive.label_vectors.T / 0.02
+    w = np.exp(sims - sims.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    entropy = -(w * np.log(np.clip(w, 1e-12, None))).sum(axis=1)
+    ratio = np.linalg.norm(a[:, 384:], axis=1) / np.linalg.norm(a[:, :384], axis=1)  # class part / mean part
+    assert np.allclose(ratio, np.exp(-entropy / 0.35), atol=1e-3)
+    assert entropy[0] < 0.1 < 1.0 < entropy[1]  # one class; several
+    assert ratio[0] > 0.7 > 0.1 > ratio[1]
+    assert np.allclose(np.linalg.norm(f[:, 384:], axis=1), np.linalg.norm(f[:, :384], axis=1), atol=1e-4)
+    photos = [load_rgb(p, max_side=640, min_side=256) for p in list(files)[:4]]
+    assert np.allclose(adaptive.embed_images(photos), fixed.embed_images(photos), atol=1e-6)
+
+
+def test_wide_vectors_are_stored_in_their_row(library: tuple) -> None:
+    """A 1,384-d halfvec (2.8 KB) stays in its row instead of moving to TOAST above 2 KB: from TOAST every distance
+    fetched the vector's chunks, and a search with v3 took 2x the time (``0007_inline_vectors.sql``)."""
+    settings, db, files = library
+    with db.connection() as conn:
+        sizes = conn.execute("SELECT min(pg_column_size(embedding_half)), count(*) FROM photo_embeddings e "
+                             "JOIN model_registry m ON m.id = e.model_id AND m.status = 'active'").fetchone()
+        toast = conn.execute("SELECT reltoastrelid::regclass::text FROM pg_class "
+                             "WHERE oid = 'photo_embeddings'::regclass").fetchone()
+        assert sizes is not None and toast is not None
+        chunks = conn.execute(f"SELECT count(*) FROM {toast[0]}").fetchone()
+    assert sizes[0] > 2700 and sizes[1] == len(files)
+    assert chunks is not None and chunks[0] == 0
 
 
 def test_few_shot_class_from_examples(library: tuple) -> None:

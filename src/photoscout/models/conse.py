@@ -11,6 +11,12 @@ probabilities ``sqrt(p)``, and for a text the square-rooted distribution over cl
 ``sqrt(share)`` and ``sqrt(1 - share)``, so one cosine is ``share * ConSE cosine + (1 - share) * Bhattacharyya
 coefficient`` of the two class distributions: a query ranks photos by the probability of the classes it means as
 well as by the mean label vector (``benchmarks/bench_ranking.py``).
+
+With ``entropy_scale`` (v3.1), a query's class part is weighed by how clearly its meaning picks classes: the class
+weight ``1 - share`` is multiplied by ``exp(-H / entropy_scale)``, ``H`` the entropy (nats) of the query's class
+distribution. "a panda" (one class, H 0.4) keeps most of it; "dessert" (ice cream, strawberry, chocolate sauce...:
+H 1.6) or "a receipt" (envelope, purse...: H 1.0) fall back on the mean label vector, which ranks dishes and papers
+that ImageNet has no class for better. Only the query side changes: the photos' vectors are those of v3.0.
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ class ConseEmbedder(EmbeddingModel):
         space = self.spec.config.get("class_space")
         self.share = float(space["share"]) if space else None
         self.temperature = float(space["temperature"]) if space else 1.0
+        self.entropy_scale = float(space.get("entropy_scale", 0.0)) if space else 0.0
 
     def _analyze_images(self, images: list[Image.Image]) -> tuple[np.ndarray, list[ImageAnalysis]]:
         _features, probs = self.cnn.run(images)
@@ -103,7 +110,11 @@ class ConseEmbedder(EmbeddingModel):
         sims = (vectors @ self.label_vectors.T) / self.temperature
         w = np.exp(sims - sims.max(axis=1, keepdims=True))
         w /= w.sum(axis=1, keepdims=True)
-        return self._join(vectors, np.sqrt(w))
+        part = np.sqrt(w)
+        if self.entropy_scale > 0:  # an ambiguous mapping to classes counts less (see the module's docstring)
+            entropy = -(w * np.log(np.clip(w, 1e-12, None))).sum(axis=1, keepdims=True)
+            part = part * np.exp(-entropy / self.entropy_scale)
+        return self._join(vectors, part)
 
     def _join(self, mean_vectors: np.ndarray, class_part: np.ndarray) -> np.ndarray:
         assert self.share is not None
