@@ -41,7 +41,7 @@ from photoscout.config import load_settings
 from photoscout.database import Database, indexes
 
 PHOTOSCOUT = str(Path(sys.executable).with_name("photoscout"))
-V1 = "conse-effnetl0-minilm@v1.0.0"
+V1 = "conse-effnetl0-minilm@v1.0.0"  # what #13 was measured with (384-d); --model for another version
 QUERIES = ["food", "pizza", "a receipt", "a document", "a screenshot", "a laptop computer", "headphones", "a car",
            "a dog", "a cat", "a person", "a motorcycle", "a watch", "a camera", "an airplane", "a chair",
            "strawberries", "dessert", "a salad", "a meat dish", "electronics", "animals", "vehicles", "people",
@@ -53,13 +53,13 @@ def pct(values: list[float], p: float) -> float:
     return float(np.percentile(values, p)) if values else float("nan")
 
 
-def build(home: Path, size: int) -> None:
+def build(home: Path, size: int, model: str = V1) -> None:
     (home / "config.toml").write_text("embedded_keep_running = true\n")
     settings = load_settings(home)
     settings.ensure_dirs()
     rng = np.random.default_rng(0)
     with Database(settings) as db:
-        v1 = index_dataset(db, settings, V1)
+        v1 = index_dataset(db, settings, model)
         with db.connection() as conn:
             real = conn.execute(
                 "SELECT e.photo_id, coalesce(e.embedding, e.embedding_half::vector), p.thumbnail, p.content_hash, "
@@ -111,6 +111,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "photoscout-bench")
     ap.add_argument("--reuse", action="store_true", help="use the library a previous run built")
+    ap.add_argument("--model", default=V1, help="the embedding version of the library (default: %(default)s)")
     a = ap.parse_args()
     home = a.workdir / "serve-home"
     env = {**os.environ, "PHOTOSCOUT_HOME": str(home)}
@@ -119,7 +120,7 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
         home.mkdir(parents=True)
         t = time.perf_counter()
-        build(home, a.size)
+        build(home, a.size, a.model)
         print(f"library: {a.size:,} photos built in {time.perf_counter() - t:.0f} s")
     subprocess.run([PHOTOSCOUT, "db", "start"], env=env, capture_output=True, check=True)
 
