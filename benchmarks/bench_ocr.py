@@ -121,12 +121,6 @@ def main() -> None:
         "no-cls, rec-int8": (1600, {"Global.use_cls": False, "Rec.model_path": str(rec_int8(folder, cache))}),
         "adaptive-1280, no-cls, rec-int8": (1600, {"adaptive": 1280, "Global.use_cls": False,
                                                    "Rec.model_path": str(rec_int8(folder, cache))}),
-        "adaptive-1280, no-cls, qdq-det, rec-int8": (1600, {"adaptive": 1280, "Global.use_cls": False,
-            "Det.model_path": os.environ.get("QDQ_DET", ""), "Rec.model_path": str(rec_int8(folder, cache))}),
-        "adaptive-1280, no-cls, qdq-rec": (1600, {"adaptive": 1280, "Global.use_cls": False,
-            "Rec.model_path": os.environ.get("QDQ_REC", "")}),
-        "adaptive-1280, no-cls, qdq-both": (1600, {"adaptive": 1280, "Global.use_cls": False,
-            "Det.model_path": os.environ.get("QDQ_DET", ""), "Rec.model_path": os.environ.get("QDQ_REC", "")}),
     }
     if a.only:
         configs = {k: v for k, v in configs.items() if k == "current" or k in a.only.split(";")}

@@ -229,6 +229,35 @@ def test_wide_vectors_are_stored_in_their_row(library: tuple) -> None:
     assert chunks is not None and chunks[0] == 0
 
 
+def test_a_wide_version_is_indexed_on_its_leading_part(library: tuple) -> None:
+    """v3.1's index holds the 384-d ConSE part of its 1,384-d vectors (a 1,384-d index read 3.6x the pages); the
+    candidates it gives are re-ranked by the whole vector, so the order is the exact cosine order."""
+    from photoscout.database import indexes
+    from photoscout.search.engine import SearchEngine
+    from photoscout.search.query import Filters
+
+    settings, db, files = library
+    reg = lifecycle.active(db, "embedding")
+    assert reg is not None and reg.config["index_dims"] == 384
+    indexes.drop(db, reg)
+    assert indexes.ensure(db, reg)
+    with db.connection() as conn:
+        found = conn.execute("SELECT pg_get_indexdef(%s::regclass)", (indexes.index_name(reg),)).fetchone()
+        stored = conn.execute("SELECT photo_id, embedding_half::vector FROM photo_embeddings WHERE model_id = %s",
+                              (reg.id,)).fetchall()
+    assert found is not None and "subvector(embedding_half, 1, 384)" in found[0]
+    engine = SearchEngine(db, settings)
+    for text in ("a laptop computer", "a receipt", "pizza"):
+        query = engine._text_vector(reg, text)
+        ids = np.array([r[0] for r in stored])
+        vecs = np.stack([as_array(r[1]) for r in stored])
+        exact = ids[np.argsort(-(vecs @ query) / np.linalg.norm(vecs, axis=1))][:8].tolist()
+        with db.connection() as conn:
+            conn.execute("SET LOCAL enable_seqscan = off")  # the index, even on a small library
+            got, was_exact = engine._nearest(reg, query, Filters(), 8, conn=conn)
+        assert not was_exact and [pid for pid, _sim in got] == exact
+
+
 def test_few_shot_class_from_examples(library: tuple) -> None:
     settings, db, files = library
     dalmatians = sorted(p for p, r in files.items() if r["label"] == "dalmatian")

@@ -8,6 +8,11 @@ a set of tight clusters; on 100k such vectors HNSW (m 16, ef_construction 64) re
 ef_search 1000, IVFFlat (lists 316) 0.99 at 10 probes and 1.00 at 20, and builds 5x faster
 (``benchmarks/bench_search.py``). Lists: sqrt(rows); probes: lists / 8, at least 10 (recall@10 1.000 at
 100k; more probes cost latency).
+
+A version with ``index_dims`` k in its config (conse v3.1: 1,384-d vectors whose first 384 dimensions are the ConSE
+part) is indexed on its first k dimensions only (``subvector``): the index finds candidates at the cost of a 384-d
+search, and the engine re-ranks them by the whole vector (``search/engine.py``). A 1,384-d index read 3.6x the
+pages: p95 132 ms instead of 27 at 100k photos (``benchmarks/bench_serve.py``).
 """
 
 from __future__ import annotations
@@ -46,6 +51,18 @@ def column(model: Version) -> tuple[str, str]:
     if model.config.get("storage") == "halfvec":
         return f"(embedding_half::halfvec({dim}))", "halfvec_cosine_ops"
     return f"(embedding::vector({dim}))", "vector_cosine_ops"
+
+
+def indexed(model: Version) -> tuple[str, str, int]:
+    """The expression the version's index is built on, its operator class and its dimensions: the whole vector, or
+    its first ``index_dims`` dimensions (candidates, re-ranked by the whole vector)."""
+    expr, opclass = column(model)
+    dim, part = int(model.config["dim"]), int(model.config.get("index_dims") or 0)
+    if not 0 < part < dim:
+        return expr, opclass, dim
+    kind = "halfvec" if model.config.get("storage") == "halfvec" else "vector"
+    source = "embedding_half" if kind == "halfvec" else "embedding"
+    return f"(subvector({source}, 1, {part})::{kind}({part}))", opclass, part
 
 
 def index_name(model: Version) -> str:
@@ -90,7 +107,7 @@ def ensure(db: Database, model: Version) -> bool:
     current = info(db, model)
     if rows == 0 or (current is not None and rows < 2 * max(current["rows"], 1)):
         return False
-    expr, opclass = column(model)
+    expr, opclass, _dims = indexed(model)
     name = index_name(model)
     lists = lists_for(rows)
     assert db.url is not None

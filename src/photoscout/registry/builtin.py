@@ -138,6 +138,7 @@ def _build_conse_classes_adaptive(folder: Path, wheels: dict[str, Path], setting
     keeps every set within the promotion gate of v2 (0.5 drops food's nDCG@10 by 0.032)."""
     config = _build_conse_classes(folder, wheels, settings)
     config["class_space"]["entropy_scale"] = 0.35
+    config["index_dims"] = 384  # the index holds the ConSE part; candidates are re-ranked by the whole vector
     config["labels"] += "; a query's class part weighed by exp(-entropy / 0.35)"
     return config
 

@@ -38,6 +38,7 @@ RRF_K = 60
 EXACT_BELOW = 2000  # filtered candidate sets smaller than this are scanned exactly (cheap and exact)
 OCR_WEIGHT = 0.5  # OCR text matches count half a vector rank (a receipt that says "pizza" is not a pizza)
 TEXT_MEANING_MIN = 0.3  # the embedded OCR text counts only when it is this close to the query
+RERANK_FACTOR, RERANK_MIN = 2, 100  # candidates from a leading-part index, re-ranked by the whole vector
 ESTIMATE_TTL = 60.0  # seconds a planner's estimate of a filter (or that a version has embeddings) is reused
 Conn = psycopg.Connection[Any]
 
@@ -265,10 +266,18 @@ class SearchEngine:
                          "set_config('ivfflat.iterative_scan', 'relaxed_order', true), "
                          "set_config('ivfflat.max_probes', %s, true), set_config('enable_indexscan', %s, true)",
                          (str(probes), str(max(probes * 8, 100) if widen else probes), "off" if exact else "on"))
-            sql = (f"SELECT e.photo_id, {expr} <=> %s AS dist FROM photo_embeddings e "
-                   f"JOIN photos p ON p.id = e.photo_id WHERE e.model_id = {mid} AND {where} "
-                   f"ORDER BY {expr} <=> %s LIMIT %s")
-            rows = conn.execute(sql, [q, *params, q, limit]).fetchall()
+            part_expr, _opclass, part = indexes.indexed(reg)
+            if part_expr != expr and not exact:  # the index holds the leading part: candidates, then re-ranked
+                qp: Any = HalfVector(query[:part]) if isinstance(q, HalfVector) else query[:part]
+                sql = (f"SELECT c.photo_id, c.v <=> %s AS dist FROM (SELECT e.photo_id, {expr} AS v "
+                       f"FROM photo_embeddings e JOIN photos p ON p.id = e.photo_id WHERE e.model_id = {mid} "
+                       f"AND {where} ORDER BY {part_expr} <=> %s LIMIT %s) c ORDER BY dist LIMIT %s")
+                rows = conn.execute(sql, [q, *params, qp, max(limit * RERANK_FACTOR, RERANK_MIN), limit]).fetchall()
+            else:
+                sql = (f"SELECT e.photo_id, {expr} <=> %s AS dist FROM photo_embeddings e "
+                       f"JOIN photos p ON p.id = e.photo_id WHERE e.model_id = {mid} AND {where} "
+                       f"ORDER BY {expr} <=> %s LIMIT %s")
+                rows = conn.execute(sql, [q, *params, q, limit]).fetchall()
             if exact:  # the rest of the transaction plans as usual
                 conn.execute("SELECT set_config('enable_indexscan', 'on', true)")
             if filtered and not exact:  # relaxed order: re-sort the few rows exactly
