@@ -38,10 +38,10 @@ RRF_K = 60
 EXACT_BELOW = 2000  # filtered candidate sets smaller than this are scanned exactly (cheap and exact)
 OCR_WEIGHT = 0.5  # OCR text matches count half a vector rank (a receipt that says "pizza" is not a pizza)
 TEXT_MEANING_MIN = 0.3  # the embedded OCR text counts only when it is this close to the query
-# candidates a leading-part index gives, re-ranked by the whole vector: twice the rows wanted, at least 400 for a
-# ranking (recall@10 0.98 against the exact order on dense near-copies, tests/test_jobs.py) and 100 for a supporting
-# ranking (it probes fewer lists anyway)
-RERANK_FACTOR, RERANK_MIN, RERANK_MIN_SUPPORT = 2, 400, 100
+# candidates a leading-part index gives, re-ranked by the whole vector: for a ranking twice the rows wanted and at
+# least 400 (recall@10 0.98 against the exact order on dense near-copies, tests/test_jobs.py); a supporting ranking
+# (it probes fewer lists anyway) re-orders the rows it finds
+RERANK_FACTOR, RERANK_MIN = 2, 400
 ESTIMATE_TTL = 60.0  # seconds a planner's estimate of a filter (or that a version has embeddings) is reused
 Conn = psycopg.Connection[Any]
 
@@ -275,7 +275,7 @@ class SearchEngine:
                 sql = (f"SELECT c.photo_id, c.v <=> %s AS dist FROM (SELECT e.photo_id, {expr} AS v "
                        f"FROM photo_embeddings e JOIN photos p ON p.id = e.photo_id WHERE e.model_id = {mid} "
                        f"AND {where} ORDER BY {part_expr} <=> %s LIMIT %s) c ORDER BY dist LIMIT %s")
-                candidates = max(limit * RERANK_FACTOR, RERANK_MIN if widen else RERANK_MIN_SUPPORT)
+                candidates = max(limit * RERANK_FACTOR, RERANK_MIN) if widen else limit
                 rows = conn.execute(sql, [q, *params, qp, candidates, limit]).fetchall()
             else:
                 sql = (f"SELECT e.photo_id, {expr} <=> %s AS dist FROM photo_embeddings e "
