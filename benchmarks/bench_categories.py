@@ -1,4 +1,5 @@
-"""Photo categories against photos-dev's manifest (issue #14): precision and recall per category for each embedding
+"""Photo categories against photos-dev's manifest (issue #14): precision and recall per category (the kinds of
+document, receipts and pages, against the manifest's labels receipt and document_page) for each embedding
 version that analysed the library (each version keeps its own categories, ``photo_analysis.categories``), side by
 side. Run it on a home where photos-dev is indexed and the versions' jobs have run.
 
@@ -16,12 +17,17 @@ from benchmarks.genlib import DATASET
 from photoscout.analysis.categories import DEFAULT_CATEGORIES
 from photoscout.app import Photoscout
 
+KIND_OF_LABEL = {"receipt": "receipts", "document_page": "pages"}
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--home", type=Path, default=Path(os.environ.get("PHOTOSCOUT_HOME", "~/.photoscout")))
     a = ap.parse_args()
-    truth = {r["file"]: r["category"] for r in csv.DictReader((DATASET / "manifest.csv").open())}
+    rows_ = list(csv.DictReader((DATASET / "manifest.csv").open()))
+    truth = {r["file"]: r["category"] for r in rows_}
+    # the kinds of document against the manifest's labels: a receipt, a document page
+    kinds = {r["file"]: KIND_OF_LABEL.get(r["label"], "") for r in rows_}
     with Photoscout.open(a.home.expanduser()) as ps, ps.db.connection() as conn:
         rows = conn.execute(
             "SELECT m.name || '@' || m.version, p.path, a.categories FROM photo_analysis a "
@@ -37,9 +43,10 @@ def main() -> None:
     for cat in cats:
         cells = []
         for got in by_version.values():
-            tp = sum(1 for f, c in got.items() if cat in c and truth[f] == cat)
-            fp = sum(1 for f, c in got.items() if cat in c and truth[f] != cat)
-            fn = sum(1 for f, c in got.items() if cat not in c and truth[f] == cat)
+            want = kinds if cat in KIND_OF_LABEL.values() else truth
+            tp = sum(1 for f, c in got.items() if cat in c and want[f] == cat)
+            fp = sum(1 for f, c in got.items() if cat in c and want[f] != cat)
+            fn = sum(1 for f, c in got.items() if cat not in c and want[f] == cat)
             cells.append(f"{tp / max(1, tp + fp):7.2f}/{tp / max(1, tp + fn):.2f}  ")
         print(f"{cat:12s} " + " ".join(f"{c:>16s}" for c in cells))
     print("photos per version: " + ", ".join(f"{ref} {len(got)}" for ref, got in by_version.items()))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from photoscout.analysis import fewshot
+from photoscout.analysis import categories, fewshot
 from photoscout.analysis.store import as_array
 from photoscout.app import Photoscout
 from photoscout.config import Settings, load_settings
@@ -100,6 +100,9 @@ def test_categories_ocr_and_faces(library: tuple) -> None:
         assert p["ocr_text"] and len(p["ocr_text"].split()) >= 10, p["path"]
         assert "documents" in p["categories"], (p["path"], p["categories"])
     assert any("TOTAL" in p["ocr_text"].upper() for p in by_label["receipt"])
+    # #14: the kind of document, from its text (amounts line after line make a receipt)
+    assert all("receipts" in p["categories"] and "pages" not in p["categories"] for p in by_label["receipt"])
+    assert all("pages" in p["categories"] and "receipts" not in p["categories"] for p in by_label["document_page"])
     # measured on all of photos-dev: screenshot recall 0.74 (some white pages look like scans)
     assert sum("screenshots" in p["categories"] for p in by_label["screenshot"]) >= 2
     food = [p for label in ("pizza", "apple_pie", "baklava", "bibimbap", "beignets") for p in by_label[label]]
@@ -357,6 +360,38 @@ def test_search_text_image_ocr_and_filters(library: tuple) -> None:
     staging = lifecycle.list_models(db, type_="few_shot")[0]
     with pytest.raises(PhotoscoutError, match="not an embedding model"):
         engine.search("pizza", model_ref=staging.ref)
+
+
+def test_a_query_naming_a_kind_of_document_finds_that_kind_first(library: tuple) -> None:
+    """#14: "a printed page of text" names pages, not receipts (both documents); "a web page" names screenshots,
+    not the pages its word "page" would; whole words only ("billboard" names no bill)."""
+    settings, db, files = library
+    assert categories.named_in("a printed page of text") == ["pages"]
+    assert categories.named_in("a shop receipt with the total") == ["receipts"]
+    assert categories.named_in("a computer screen with a web page") == ["screenshots", "electronics"]
+    assert categories.named_in("documents") == ["documents"]
+    assert categories.named_in("a billboard") == [] and categories.named_in("cars") == ["vehicles"]
+    with Photoscout(settings, db=db) as ps:
+        for query, label in (("a printed page of text", "document_page"), ("a page from a manual", "document_page"),
+                             ("a receipt", "receipt")):
+            top = [files[h.path]["label"] for h in ps.search(query, limit=3).hits]
+            assert top == [label] * 3, (query, top)
+
+
+def test_categories_follow_new_rules_on_the_next_index(library: tuple) -> None:
+    """Categories stored under older rules are recomputed by the next ``index`` (here: a receipt that was only a
+    document before the kinds of document)."""
+    settings, db, files = library
+    receipt = next(p for p, row in files.items() if row["label"] == "receipt")
+    with db.connection() as conn:
+        conn.execute("UPDATE photos SET categories = '{documents}' WHERE path = %s", (receipt,))
+        conn.execute("UPDATE category_rules SET version = 1")
+    summary = enrich(db, settings)
+    assert summary.photos == 0  # no model work: only the categories
+    assert "receipts" in catalog.get_photo(db, receipt)["categories"]
+    with db.connection() as conn:
+        row = conn.execute("SELECT version FROM category_rules").fetchone()
+    assert row is not None and row[0] == categories.RULES_VERSION
 
 
 def test_search_cli_errors_without_traceback(tmp_path: Path) -> None:

@@ -21,12 +21,21 @@ from psycopg.rows import dict_row
 
 from photoscout.database import Database
 
-DEFAULT_CATEGORIES = ("electronics", "food", "documents", "screenshots", "people", "animals", "vehicles", "other")
+RULES_VERSION = 2  # raise when the rules below change: the next index recomputes stored categories
+DEFAULT_CATEGORIES = ("electronics", "food", "documents", "receipts", "pages", "screenshots", "people", "animals",
+                      "vehicles", "other")
+# a document is also one of these kinds, told apart by its OCR text (``document_kind``)
+DOCUMENT_KINDS = ("receipts", "pages")
 _WORD = re.compile(r"[^\W\d_]{2,}", re.UNICODE)
+# an amount with cents ("12.50", "3,99"): a receipt lists them line after line
+_AMOUNT = re.compile(r"(?<![\d.,])\d{1,6}[.,]\d{2}(?![\d.,%])")
 # Words that name a category: a query with one of them also ranks that category's photos.
 CATEGORY_WORDS = {
     "documents": ("receipt", "invoice", "document", "page", "letter", "bill", "form", "scan", "contract", "manual"),
-    "screenshots": ("screenshot", "screen shot", "screen capture", "error message", "dialog", "settings page"),
+    "receipts": ("receipt", "invoice", "bill", "till slip"),
+    "pages": ("page", "printed", "manual", "article", "letter", "contract", "handout"),
+    "screenshots": ("screenshot", "screen shot", "screen capture", "error message", "dialog", "settings page",
+                    "web page", "webpage", "website", "web site", "browser window"),
     "food": ("food", "dish", "meal", "dinner", "lunch", "breakfast", "dessert", "cake", "pizza"),
     "electronics": ("electronic", "gadget", "laptop", "computer", "phone", "camera", "headphone", "device"),
     "people": ("person", "people", "face", "portrait", "selfie"),
@@ -42,6 +51,9 @@ class Rules:
     model_threshold: float = 0.35  # embedding model's category score
     face_min_area: float = 0.01  # share of the image a face must cover to make it a photo of people
     document_words: int = 12  # OCR words that make a non-screenshot photo a document
+    receipt_amount_lines: int = 3  # a document whose text has this many lines with an amount,
+    receipt_amount_share: float = 0.1  # ... and this share of its lines, is a receipt
+    page_lines: int = 5  # a document that is no receipt, with this many lines of text (or on paper), is a page
     ocr_text_likelihood: float = 0.08  # run OCR when the embedding model sees this much "text" probability
 
 
@@ -108,6 +120,10 @@ def categorize(
             continue
         if score >= rules.model_threshold:
             cats.add(name)
+    if "documents" in cats:
+        kind = document_kind(ocr_text, cues_, rules)
+        if kind:
+            cats.add(kind)
     if faces and any(w * h >= rules.face_min_area for (_x, _y, w, h) in faces):
         cats.add("people")
     cats.update(fewshot or [])
@@ -117,10 +133,35 @@ def categorize(
     return ordered
 
 
+def document_kind(ocr_text: str | None, cues_: dict[str, Any], rules: Rules = Rules()) -> str | None:
+    """What kind of document a photo's text shows: a receipt lists amounts line after line; a page of printed text
+    (a letter, a manual, an article) is any other document with a few lines of text or on paper."""
+    lines = [line for line in (ocr_text or "").splitlines() if line.strip()]
+    amounts = sum(1 for line in lines if _AMOUNT.search(line))
+    if amounts >= rules.receipt_amount_lines and amounts >= rules.receipt_amount_share * len(lines):
+        return "receipts"
+    if len(lines) >= rules.page_lines or (lines and looks_like_paper(cues_)):
+        return "pages"
+    return None
+
+
 def named_in(text: str) -> list[str]:
-    """The categories a query's words name ("receipt from the hardware store" -> documents)."""
-    low = f" {text.lower()} "
-    return [c for c, words in CATEGORY_WORDS.items() if any(f" {w}" in low for w in words)]
+    """The categories a query's words name ("receipt from the hardware store" -> receipts). A longer phrase wins
+    over the words inside it ("a web page" names screenshots, not the pages "page" names), and a kind of document
+    over documents."""
+    low = " ".join(text.lower().split())
+    found: list[tuple[int, int, str]] = []  # (start, end, category) of each word or phrase found
+    for cat, words in CATEGORY_WORDS.items():
+        for w in words:  # whole words, plurals too ("cars", not "cartoon"; "bills", not "billboard")
+            found += [(m.start(), m.end(), cat) for m in re.finditer(rf"\b{re.escape(w)}(?:s|es)?\b", low)]
+    named = []
+    for start, end, cat in found:
+        inside_longer = any(s <= start and end <= e and (e - s) > (end - start) and c != cat for s, e, c in found)
+        if not inside_longer and cat not in named:
+            named.append(cat)
+    if any(k in named for k in DOCUMENT_KINDS):  # the kind of document is the more precise: it stands alone
+        named = [c for c in named if c != "documents"]
+    return [c for c in CATEGORY_WORDS if c in named]
 
 
 def refresh(db: Database, photo_ids: Sequence[int], enabled: tuple[str, ...] = DEFAULT_CATEGORIES) -> int:
@@ -165,6 +206,22 @@ def refresh(db: Database, photo_ids: Sequence[int], enabled: tuple[str, ...] = D
         cur.executemany("UPDATE photos SET categories = %s WHERE id = %s AND categories IS DISTINCT FROM %s",
                         [(c_, i, c_) for i, c_ in chosen.items()])
     return len(chosen)
+
+
+def refresh_if_rules_changed(db: Database, chunk: int = 2000) -> int:
+    """Recompute every photo's categories when the stored ones come from other rules (``RULES_VERSION``); the
+    photos refreshed (0 when the rules are the same)."""
+    with db.connection() as conn:
+        row = conn.execute("SELECT version FROM category_rules").fetchone()
+        if row is not None and row[0] == RULES_VERSION:
+            return 0
+        ids = [r[0] for r in conn.execute("SELECT id FROM photos WHERE status = 'ok' ORDER BY id")]
+    for start in range(0, len(ids), chunk):
+        refresh(db, ids[start: start + chunk])
+    with db.connection() as conn:
+        conn.execute("INSERT INTO category_rules (version) VALUES (%s) ON CONFLICT (only_row) DO UPDATE "
+                     "SET version = excluded.version", (RULES_VERSION,))
+    return len(ids)
 
 
 def follow_version(cur: Any, model_id: int) -> None:

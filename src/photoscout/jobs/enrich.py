@@ -74,6 +74,7 @@ def enrich(db: Database, settings: Settings, *, models: ModelCache | None = None
             summary.failed += [{"photo_id": pid, "reason": why} for pid, why in report.failed]
             categories.refresh(db, [p.id for p in batch])
             progress.advance(len(batch))
+    categories.refresh_if_rules_changed(db)  # a new photoscout may tell categories apart better
     for m in chosen:
         if m.type == "embedding":
             indexes.ensure(db, m)
