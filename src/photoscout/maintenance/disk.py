@@ -28,7 +28,7 @@ from photoscout.registry import lifecycle
 from photoscout.registry.lifecycle import RegisteredModel
 
 LIBRARY_TABLES = ("photos", "scans", "model_registry", "model_status_history", "jobs", "job_units",
-                  "job_item_failures", "eval_runs", "eval_query_results", "schema_migrations")
+                  "job_item_failures", "eval_runs", "eval_query_results", "schema_migrations", "category_rules")
 PREVIEWS = "previews"
 
 
