@@ -24,10 +24,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--home", type=Path, default=Path(os.environ.get("PHOTOSCOUT_HOME", "~/.photoscout")))
     a = ap.parse_args()
-    rows_ = list(csv.DictReader((DATASET / "manifest.csv").open()))
-    truth = {r["file"]: r["category"] for r in rows_}
+    manifest = list(csv.DictReader((DATASET / "manifest.csv").open()))
+    truth = {r["file"]: r["category"] for r in manifest}
     # the kinds of document against the manifest's labels: a receipt, a document page
-    kinds = {r["file"]: KIND_OF_LABEL.get(r["label"], "") for r in rows_}
+    kinds = {r["file"]: KIND_OF_LABEL.get(r["label"], "") for r in manifest}
     with Photoscout.open(a.home.expanduser()) as ps, ps.db.connection() as conn:
         rows = conn.execute(
             "SELECT m.name || '@' || m.version, p.path, a.categories FROM photo_analysis a "

@@ -42,6 +42,10 @@ CATEGORY_WORDS = {
     "animals": ("animal", "pet", "dog", "cat", "bird", "wildlife"),
     "vehicles": ("vehicle", "car", "plane", "airplane", "boat", "ship", "motorbike", "bike", "helicopter"),
 }
+# whole words, plurals too ("cars", not "cartoon"; "bills", not "billboard"); (start, end) of each phrase found
+_NAMING = {cat: re.compile(r"\b(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+                            + r")(?:s|es)?\b")
+           for cat, words in CATEGORY_WORDS.items()}
 SCREEN_WIDTHS = {640, 720, 750, 800, 828, 1024, 1080, 1125, 1170, 1242, 1280, 1284, 1366, 1440, 1536, 1600, 1680,
                  1920, 2048, 2160, 2560, 2880, 3024, 3840}
 
@@ -150,10 +154,7 @@ def named_in(text: str) -> list[str]:
     over the words inside it ("a web page" names screenshots, not the pages "page" names), and a kind of document
     over documents."""
     low = " ".join(text.lower().split())
-    found: list[tuple[int, int, str]] = []  # (start, end, category) of each word or phrase found
-    for cat, words in CATEGORY_WORDS.items():
-        for w in words:  # whole words, plurals too ("cars", not "cartoon"; "bills", not "billboard")
-            found += [(m.start(), m.end(), cat) for m in re.finditer(rf"\b{re.escape(w)}(?:s|es)?\b", low)]
+    found = [(m.start(), m.end(), cat) for cat, pattern in _NAMING.items() for m in pattern.finditer(low)]
     named = []
     for start, end, cat in found:
         inside_longer = any(s <= start and end <= e and (e - s) > (end - start) and c != cat for s, e, c in found)
@@ -215,7 +216,9 @@ def refresh_if_rules_changed(db: Database, chunk: int = 2000) -> int:
         row = conn.execute("SELECT version FROM category_rules").fetchone()
         if row is not None and row[0] == RULES_VERSION:
             return 0
-        ids = [r[0] for r in conn.execute("SELECT id FROM photos WHERE status = 'ok' ORDER BY id")]
+        # no row: the table came with these rules, so every stored category is theirs
+        ids = [] if row is None else [r[0] for r in conn.execute("SELECT id FROM photos WHERE status = 'ok' "
+                                                                 "ORDER BY id")]
     for start in range(0, len(ids), chunk):
         refresh(db, ids[start: start + chunk])
     with db.connection() as conn:
