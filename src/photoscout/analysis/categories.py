@@ -217,14 +217,30 @@ def refresh_if_rules_changed(db: Database, chunk: int = 2000) -> int:
         if row is not None and row[0] == RULES_VERSION:
             return 0
         # no row: the table came with these rules, so every stored category is theirs
-        ids = [] if row is None else [r[0] for r in conn.execute("SELECT id FROM photos WHERE status = 'ok' "
-                                                                 "ORDER BY id")]
-    for start in range(0, len(ids), chunk):
-        refresh(db, ids[start: start + chunk])
+        ids = [] if row is None else _photo_ids(conn)
+    _refresh_chunks(db, ids, chunk)
     with db.connection() as conn:
         conn.execute("INSERT INTO category_rules (version) VALUES (%s) ON CONFLICT (only_row) DO UPDATE "
                      "SET version = excluded.version", (RULES_VERSION,))
     return len(ids)
+
+
+def refresh_all(db: Database, chunk: int = 2000) -> int:
+    """Recompute every photo's categories (an OCR, face or few-shot version became active: its outputs are the
+    signals now); the photos refreshed."""
+    with db.connection() as conn:
+        ids = _photo_ids(conn)
+    _refresh_chunks(db, ids, chunk)
+    return len(ids)
+
+
+def _photo_ids(conn: Any) -> list[int]:
+    return [r[0] for r in conn.execute("SELECT id FROM photos WHERE status = 'ok' ORDER BY id")]
+
+
+def _refresh_chunks(db: Database, ids: list[int], chunk: int) -> None:
+    for start in range(0, len(ids), chunk):
+        refresh(db, ids[start: start + chunk])
 
 
 def follow_version(cur: Any, model_id: int) -> None:

@@ -7,7 +7,9 @@ text (``categories.wants_ocr``), on a larger copy of the original.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pgvector import HalfVector
@@ -28,11 +30,13 @@ from photoscout.models.base import (
     FewShotModel,
     ImageAnalysis,
     OcrModel,
+    OcrText,
 )
 from photoscout.models.cache import ModelCache
 from photoscout.registry import lifecycle
 from photoscout.registry.lifecycle import RegisteredModel
 
+OCR_CHUNK = 8  # photos per OCR call: decoded together, read in parallel where the backend can
 TEXT_CHARS = 2000  # OCR text embedded (MiniLM reads 256 tokens anyway)
 ORDER = ("embedding", "few_shot", "detector", "ocr", "captioning")  # OCR asks the embedding's analysis first
 
@@ -106,26 +110,47 @@ def _embed(db: Database, reg: RegisteredModel, model: EmbeddingModel, ids: list[
 def _ocr(db: Database, settings: Settings, reg: RegisteredModel, model: OcrModel, ids: list[int],
          by_id: dict[int, PhotoRow], out: Outputs, analyses: Analyses,
          embedder: tuple[int, EmbeddingModel] | None) -> None:
-    """OCR on the photos that probably show text, from a larger copy of the original; the text is also embedded by
-    the embedding version's text side."""
+    """OCR on the photos that probably show text, from a larger copy of the original, a few photos per call (a
+    backend may read them in parallel); the text is also embedded by the embedding version's text side."""
     gated = set(ids) if settings.ocr == "always" else _ocr_candidates(db, ids, analyses)
     max_side = int(reg.config.get("max_side", 1600))
     for pid in ids:
         if pid not in gated:
             out.ran(pid, reg.id, "skipped", "no text expected")
-            continue
+    todo = [pid for pid in ids if pid in gated]
+
+    def load(pid: int) -> tuple[int, Image.Image | Exception]:
         try:
-            big = load_rgb(settings.map_path(by_id[pid].path_raw), max_side=max_side, min_side=max_side)
-            result = model.read([big])[0]
-        except Exception as exc:  # noqa: BLE001 - a photo OCR cannot read is recorded, the rest go on
-            out.ran(pid, reg.id, "failed", f"ocr: {type(exc).__name__}: {exc}")
-            continue
-        if result.text:
-            out.add("text", pid, reg.id, result.text, result.confidence)
-            if embedder is not None:
-                vec = embedder[1].embed_texts([result.text[:TEXT_CHARS]])[0]
-                out.add("text_embedding", pid, embedder[0], HalfVector(vec))
-        out.ran(pid, reg.id, "done", f"{result.boxes} lines")
+            return pid, load_rgb(settings.map_path(by_id[pid].path_raw), max_side=max_side, min_side=max_side)
+        except Exception as exc:  # noqa: BLE001 - a photo that cannot be decoded is recorded, the rest go on
+            return pid, exc
+
+    with ThreadPoolExecutor(max_workers=min(OCR_CHUNK, os.cpu_count() or 1)) as pool:  # Pillow decodes GIL-free
+        for start in range(0, len(todo), OCR_CHUNK):
+            loaded = list(pool.map(load, todo[start:start + OCR_CHUNK]))
+            images = [(pid, im) for pid, im in loaded if isinstance(im, Image.Image)]
+            results: list[OcrText | Exception]
+            try:
+                results = list(model.read([im for _, im in images]))
+            except Exception:  # noqa: BLE001 - read one by one to tell which photo failed
+                results = []
+                for _, im in images:
+                    try:
+                        results.append(model.read([im])[0])
+                    except Exception as exc:  # noqa: BLE001 - recorded per photo
+                        results.append(exc)
+            found = dict(loaded) | dict(zip((pid for pid, _ in images), results, strict=True))
+            for pid, result in found.items():
+                if isinstance(result, Exception):
+                    out.ran(pid, reg.id, "failed", f"ocr: {type(result).__name__}: {result}")
+                    continue
+                assert isinstance(result, OcrText)
+                if result.text:
+                    out.add("text", pid, reg.id, result.text, result.confidence)
+                    if embedder is not None:
+                        vec = embedder[1].embed_texts([result.text[:TEXT_CHARS]])[0]
+                        out.add("text_embedding", pid, embedder[0], HalfVector(vec))
+                out.ran(pid, reg.id, "done", f"{result.boxes} lines")
 
 
 def _stored_ocr_text(db: Database, ids: list[int]) -> dict[int, str]:

@@ -129,9 +129,8 @@ def _artifacts(db: Database, settings: Settings) -> list[Finding]:
         except artifacts.ArtifactError as exc:
             problems = [artifacts.Problem(m.ref, str(exc))]
         if problems:
-            fix = f"photoscout models install-builtin {m.ref}" if m.backend in ("conse", "rapidocr", "mtcnn",
-                                                                                  "effnet-prototypes",
-                                                                                  "random-vectors") else \
+            builtin = m.backend in ("conse", "rapidocr", "tesseract", "mtcnn", "effnet-prototypes", "random-vectors")
+            fix = f"photoscout models install-builtin {m.ref}" if builtin else \
                 f"photoscout models register {m.ref} --from FOLDER (a fresh copy of its files)"
             out.append(Finding("error" if m.status == "active" else "warning", "artifacts",
                                f"{m.ref}: " + "; ".join(map(str, problems[:3])), fix))

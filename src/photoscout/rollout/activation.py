@@ -2,7 +2,9 @@
 
 Every change of the active version goes through ``make_active``: the version must not be disabled and its
 artifacts must match their manifest; the registry switches (the previous version becomes the rollback target) and,
-for an embedding version, the photos' categories switch to the version's own, in one transaction. Who may call it:
+for an embedding version, the photos' categories switch to the version's own, in one transaction; for an OCR,
+detector or few-shot version, whose outputs are signals of the categories, every photo's categories are recomputed.
+Who may call it:
 
 * ``activate``: the first model of its type, or a new version of a non-embedding type (detector, OCR, ...). It
   refuses to replace an active embedding model: that is what ``promotion.promote`` (the evaluation gate) is for;
@@ -20,6 +22,8 @@ from photoscout.models import artifacts
 from photoscout.registry import decisions, lifecycle
 from photoscout.registry.lifecycle import RegisteredModel
 
+SIGNAL_TYPES = ("ocr", "detector", "few_shot")  # types whose active version's outputs the categories read
+
 
 def make_active(db: Database, settings: Settings, model: RegisteredModel, reason: str) -> str | None:
     """Switch ``model`` to active (no gate: callers decide). Returns the previously active model's ref."""
@@ -33,7 +37,10 @@ def make_active(db: Database, settings: Settings, model: RegisteredModel, reason
     if model.type == "embedding":
         def follow(cur: object) -> None:
             categories.follow_version(cur, model.id)
-    return lifecycle.switch_active(db, model, reason, also=follow)
+    before = lifecycle.switch_active(db, model, reason, also=follow)
+    if model.type in SIGNAL_TYPES and model.purpose == "default":
+        categories.refresh_all(db)  # the categories read this type's active outputs
+    return before
 
 
 def activate(db: Database, settings: Settings, ref: str, *, reason: str = "activated") -> RegisteredModel:
