@@ -13,7 +13,9 @@ Configurations:
 * ``adaptive-960``: detection's shorter side raised to 736 px for small images (as now) but the longer side of larger
   ones capped at 960 px (the recogniser still reads its lines from the full-size photo);
 * ``v4-det``: PP-OCRv4 mobile detection (from the rapidocr-onnxruntime 1.4.4 wheel, pinned SHA-256) with v6 rec;
-* ``rec-int8``: the v6 recogniser with its MatMuls quantized to int8 (ONNX Runtime dynamic quantization).
+* ``rec-int8``: the v6 recogniser with its MatMuls quantized to int8 (ONNX Runtime dynamic quantization);
+* ``tesseract-ppocrv6``: the default since issue #14, through the product's own model (Tesseract first, one per
+  core, photos read 8 at a time as ``index`` does; PP-OCR where Tesseract is unsure), when the home has it.
 
 Usage: .venv/bin/python -m benchmarks.bench_ocr [--home HOME] [--per-label 8] [--only "NAME;NAME"]
 """
@@ -144,6 +146,23 @@ def main() -> None:
             out[f] = " ".join(result.txts or ())
         seconds[name] = (time.perf_counter() - t) / len(files)
         texts[name] = out
+    if (settings.models_dir / "tesseract-ppocrv6" / "v1.0.0").is_dir() and (
+            not a.only or "tesseract-ppocrv6" in a.only.split(";")):
+        from photoscout.app import Photoscout
+        from photoscout.registry import lifecycle
+
+        with Photoscout.open(a.home.expanduser()) as ps:
+            model = ps.models.get(lifecycle.get(ps.db, "tesseract-ppocrv6@v1.0.0"))
+            from PIL import Image
+
+            model.read([Image.new("RGB", (64, 64))])  # type: ignore[attr-defined]  # loads it
+            images = [load_rgb(str(f), max_side=1600, min_side=1600) for f in files]
+            t = time.perf_counter()
+            read = [r for i in range(0, len(images), 8) for r in model.read(images[i:i + 8])]  # type: ignore
+            seconds["tesseract-ppocrv6"] = (time.perf_counter() - t) / len(files)
+            texts["tesseract-ppocrv6"] = {f: r.text for f, r in zip(files, read, strict=True)}
+            configs["tesseract-ppocrv6"] = (1600, {})
+            print(f"tesseract-ppocrv6: {model.read_by}")  # type: ignore[attr-defined]
     ref = texts["current"]
     labels = list(by_label)
     print(f"{'configuration':16s} {'s/photo':>8s} {'vs current':>10s}  " +
