@@ -52,6 +52,7 @@ class TesseractOcr(OcrModel):
         fallback["files"] = {k: self.spec.config["files"][k] for k in ("det", "rec")}
         self.fallback = RapidOcr(replace(self.spec, config=fallback), self.runtime)
         self._fallback_lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tesseract")
         self.read_by: dict[str, int] = {"tesseract": 0, "pp-ocr": 0}  # how each photo was read (for benchmarks)
 
@@ -64,7 +65,8 @@ class TesseractOcr(OcrModel):
         total = sum(words)
         confidence = sum(conf * n for (_, conf), n in zip(lines, words, strict=True)) / total if total else 0.0
         if total and confidence >= self.min_confidence:
-            self.read_by["tesseract"] += 1
+            with self._count_lock:  # the pool's threads count together
+                self.read_by["tesseract"] += 1
             return OcrText(text="\n".join(text for text, _ in lines), confidence=confidence / 100, boxes=len(lines))
         with self._fallback_lock:
             self.read_by["pp-ocr"] += 1
