@@ -31,7 +31,7 @@ from photoscout.search.engine import SearchEngine
 from tests.conftest import DATASET, REPO, _new_database, run_cli, sample_rows
 
 V1 = "conse-effnetl0-minilm@v1.0.0"  # the default before #14: an existing home has it active
-V2 = "conse-effnetl0-minilm@v3.1.0"  # the default since: install-builtin brings it in staging
+V2 = "conse-effnetl0-minilm@v3.2.0"  # the default since: install-builtin brings it in staging
 RANDOM = "random-vectors@v0.1.0"
 SAMPLE_SETS = REPO / "evalsets" / "photos-dev.toml"
 SAMPLE = {"laptop": 8, "cellphone": 6, "camera": 4, "headphone": 4, "pizza": 8, "strawberry": 6, "apple_pie": 4,
@@ -100,7 +100,7 @@ def _copy(rows: list[dict[str, str]], lib: Path) -> None:
 @pytest.fixture(scope="module")
 def workflow(tmp_path_factory: pytest.TempPathFactory, pg_server: object,
              builtin_wheels: Path) -> Iterator[tuple[Settings, Database, Path]]:
-    """A home made before #14 (v1 active), upgraded: a plain install-builtin brings the new default v3.1 in staging
+    """A home made before #14 (v1 active), upgraded: a plain install-builtin brings the new default v3.2 in staging
     (the random version too, on request), and a sample of photos-dev, indexed, in a folder named photos-dev (the
     shipped set file finds the photos by their path under it)."""
     root = Path(tmp_path_factory.mktemp("evaluation"))
@@ -110,6 +110,10 @@ def workflow(tmp_path_factory: pytest.TempPathFactory, pg_server: object,
     home.mkdir()
     (home / "config.toml").write_text(f'database_url = "{_new_database(pg_server)}"\n')  # type: ignore[arg-type]
     settings = load_settings(home)
+    # Sets of 4 to 8 photos a label: one photo two ranks lower moves a set's mAP by up to 0.09 ("a motorbike" with
+    # 5 relevant photos). The gate's default (0.02) is for real evaluation sets (photos-dev's: v3.2 against v1 in the
+    # README); this checks the workflow with a tolerance this sample can carry. The random version stays far outside.
+    settings.promotion_max_drop = {**settings.promotion_max_drop, "map": 0.05, "ndcg": 0.05}
     settings.ensure_dirs()
     with Database(settings) as db:
         builtin.install(db, settings, wheels_dir=builtin_wheels, refs=[V1])

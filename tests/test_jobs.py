@@ -28,8 +28,8 @@ from photoscout.library import scanner
 from photoscout.registry import lifecycle, local
 from tests.conftest import PHOTOSCOUT, _free_port, _new_database, copy_sample, run_cli
 
-V1 = "conse-effnetl0-minilm@v3.1.0"  # the default for new installs
-V2 = "conse-effnetl0-minilm@v3.1.1"
+V1 = "conse-effnetl0-minilm@v3.2.0"  # the default for new installs
+V2 = "conse-effnetl0-minilm@v3.2.1"
 REDIS = "redis://127.0.0.1:6379/11"
 RABBIT = "amqp://guest:guest@127.0.0.1:5672//"
 
@@ -296,7 +296,7 @@ def test_search_answers_during_a_job_and_an_index_build(db: Database, home: Path
 
     settings = load_settings(home)
     v1 = lifecycle.get(db, V1)
-    full_ref = "conse-effnetl0-minilm@v3.1.2"
+    full_ref = "conse-effnetl0-minilm@v3.2.2"
     assert v1.config["storage"] == "halfvec"  # the built-in default
     local.register_folder(db, settings, ref=full_ref, source_dir=v1.artifact_dir(settings), type_="embedding",
                           backend="conse", config={**v1.config, "storage": "vector"})

@@ -186,8 +186,8 @@ def test_v3_vectors_carry_the_class_distribution(library: tuple) -> None:
 
 
 def test_the_default_search_version_weighs_how_clearly_a_query_names_classes(library: tuple) -> None:
-    """#14: a fresh install searches with conse-effnetl0-minilm@v3.1.0: v3's vectors, and a query's class part
-    weighed by exp(-H / 0.35), H the entropy of the classes its meaning picks. "strawberries" names one class and
+    """#14: a fresh install searches with conse-effnetl0-minilm@v3.2.0: v3's vectors, and a query's class part
+    weighed by exp(-H / 0.25), H the entropy of the classes its meaning picks. "strawberries" names one class and
     keeps its class part; "dessert" spreads over several and falls back on the mean label vector. Checked against
     the weights computed by hand; the photo side is v3.0's exactly."""
     from dataclasses import replace
@@ -196,8 +196,8 @@ def test_the_default_search_version_weighs_how_clearly_a_query_names_classes(lib
 
     settings, db, files = library
     active = lifecycle.active(db, "embedding")
-    assert active is not None and active.ref == "conse-effnetl0-minilm@v3.1.0"
-    assert active.config["class_space"] == {"share": 0.5, "temperature": 0.02, "entropy_scale": 0.35}
+    assert active is not None and active.ref == "conse-effnetl0-minilm@v3.2.0"
+    assert active.config["class_space"] == {"share": 0.5, "temperature": 0.02, "entropy_scale": 0.25}
     assert active.config["dim"] == 1384
     spec = active.spec(settings)
     runtime = factory_runtime(settings)
@@ -212,7 +212,7 @@ def test_the_default_search_version_weighs_how_clearly_a_query_names_classes(lib
     w /= w.sum(axis=1, keepdims=True)
     entropy = -(w * np.log(np.clip(w, 1e-12, None))).sum(axis=1)
     ratio = np.linalg.norm(a[:, 384:], axis=1) / np.linalg.norm(a[:, :384], axis=1)  # class part / mean part
-    assert np.allclose(ratio, np.exp(-entropy / 0.35), atol=1e-3)
+    assert np.allclose(ratio, np.exp(-entropy / 0.25), atol=1e-3)
     assert entropy[0] < 0.1 < 1.0 < entropy[1]  # one class; several
     assert ratio[0] > 0.7 > 0.1 > ratio[1]
     assert np.allclose(np.linalg.norm(f[:, 384:], axis=1), np.linalg.norm(f[:, :384], axis=1), atol=1e-4)
@@ -236,7 +236,7 @@ def test_wide_vectors_are_stored_in_their_row(library: tuple) -> None:
 
 
 def test_a_wide_version_is_indexed_on_its_leading_part(library: tuple) -> None:
-    """v3.1's index holds the 384-d ConSE part of its 1,384-d vectors (a 1,384-d index read 3.6x the pages); the
+    """v3.2's index (as v3.1's) holds the 384-d ConSE part of its 1,384-d vectors (a 1,384-d index read 3.6x the pages); the
     candidates it gives are re-ranked by the whole vector, so the order is the exact cosine order."""
     from photoscout.database import indexes
     from photoscout.search.engine import SearchEngine
@@ -371,9 +371,12 @@ def test_a_query_naming_a_kind_of_document_finds_that_kind_first(library: tuple)
     settings, db, files = library
     assert categories.named_in("a printed page of text") == ["pages"]
     assert categories.named_in("a shop receipt with the total") == ["receipts"]
-    assert categories.named_in("a computer screen with a web page") == ["screenshots", "electronics"]
+    assert categories.named_in("a computer screen with a web page") == ["screenshots"]
     assert categories.named_in("documents") == ["documents"]
-    assert categories.named_in("a billboard") == [] and categories.named_in("cars") == ["vehicles"]
+    assert categories.named_in("a billboard") == [] and categories.named_in("vehicles") == ["vehicles"]
+    # a kind within a category the image classifier tells does not name it (search_quality tests why)
+    assert categories.named_in("cars") == [] and categories.named_in("headphones") == []
+    assert categories.named_in("electronic gadgets") == ["electronics"]
     with Photoscout(settings, db=db) as ps:
         for query, label in (("a printed page of text", "document_page"), ("a page from a manual", "document_page"),
                              ("a receipt", "receipt")):

@@ -16,7 +16,8 @@ With ``entropy_scale`` (v3.1), a query's class part is weighed by how clearly it
 weight ``1 - share`` is multiplied by ``exp(-H / entropy_scale)``, ``H`` the entropy (nats) of the query's class
 distribution. "a panda" (one class, H 0.4) keeps most of it; "dessert" (ice cream, strawberry, chocolate sauce...:
 H 1.6) or "a receipt" (envelope, purse...: H 1.0) fall back on the mean label vector, which ranks dishes and papers
-that ImageNet has no class for better. Only the query side changes: the photos' vectors are those of v3.0.
+that ImageNet has no class for better. Only the query side changes: the photos' vectors are those of v3.0. v3.2 is
+v3.1 with ``entropy_scale`` 0.25 (``registry/builtin.py`` says how it was chosen).
 """
 
 from __future__ import annotations

@@ -6,7 +6,11 @@
    selective: it keeps fewer photos than ``EXACT_BELOW``);
 3. for text queries, PostgreSQL full-text search over OCR text;
 4. reciprocal-rank fusion (RRF, k = 60) of the rankings; each result says why it matched (image similarity, the
-   OCR words, the photo's best labels).
+   OCR words, the photo's best labels);
+5. for text queries, pseudo-relevance feedback: the mean image features (the active few-shot featurizer's) of the
+   first screen of that fusion rank the candidates once more, and the rankings are fused again. A query's words
+   reach photos through ImageNet classes; what the best matches look like reaches their look-alikes that no class
+   names ("headphones": microphone-like photos first, then the photos that look like those).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from photoscout.search.query import TEXT_CONCEPTS, Filters, ocr_terms
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 500
 RRF_K = 60
+FEEDBACK_K = 10  # the first screen's photos whose mean features rank the candidates again (pseudo-relevance feedback)
 EXACT_BELOW = 2000  # filtered candidate sets smaller than this are scanned exactly (cheap and exact)
 OCR_WEIGHT = 0.5  # OCR text matches count half a vector rank (a receipt that says "pizza" is not a pizza)
 TEXT_MEANING_MIN = 0.3  # the embedded OCR text counts only when it is this close to the query
@@ -155,8 +160,13 @@ class SearchEngine:
             t3 = time.perf_counter()
             # a concept defined by printed words (a receipt): the OCR evidence leads
             ocr_weight = 2.0 if any(w.rstrip("s") in TEXT_CONCEPTS for w in text.lower().split()) else OCR_WEIGHT
-            hits = self._fuse(reg, vector_hits, ocr_hits, limit, category_hits, ocr_weight, meaning_hits,
-                              skip=page[0], conn=conn)
+            rankings = (vector_hits, ocr_hits, category_hits, ocr_weight, meaning_hits)
+            feedback: list[tuple[int, float]] = []
+            if text:  # the first screen's look, over every candidate of the rankings
+                first = self._scores(*rankings)[0]
+                best = sorted(first, key=lambda p: -first[p])[:FEEDBACK_K]
+                feedback = self._feedback(best, list(first), conn)
+            hits = self._fuse(reg, *rankings, feedback, limit=limit, skip=page[0], conn=conn)
             timings["fuse"] = (time.perf_counter() - t3) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return SearchResult(reg.ref, hits, {k: round(v, 2) for k, v in timings.items()}, exact)
@@ -288,6 +298,24 @@ class SearchEngine:
                 rows.sort(key=lambda r: r[1])
         return [(int(r[0]), 1.0 - float(r[1])) for r in rows], exact
 
+    def _feedback(self, best: list[int], candidates: list[int], conn: Conn) -> list[tuple[int, float]]:
+        """The candidates ranked by cosine to the mean (of unit) image features of ``best``, the featurizer being the
+        active few-shot model's (features are kept per photo for few-shot classes); none without one."""
+        if len(best) < 2:
+            return []
+        row = conn.execute("SELECT id FROM model_registry WHERE type = 'few_shot' AND purpose = 'default' "
+                           "AND status = 'active'").fetchone()
+        if row is None:
+            return []
+        mid = int(row[0])
+        mean = conn.execute("SELECT avg(l2_normalize(features)) FROM photo_features WHERE model_id = %s "
+                            "AND photo_id = ANY(%s)", (mid, best)).fetchone()
+        if mean is None or mean[0] is None:
+            return []
+        rows = conn.execute("SELECT photo_id, 1 - (features <=> %s) AS sim FROM photo_features WHERE model_id = %s "
+                            "AND photo_id = ANY(%s) ORDER BY sim DESC", (mean[0], mid, candidates)).fetchall()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
     def _text_meaning(self, reg: lifecycle.RegisteredModel, query: np.ndarray, filters: Filters,
                       limit: int, conn: Conn | None = None) -> list[tuple[int, float]]:
         """Photos whose OCR text, embedded by this version's text side, is closest to the query (exact scan: only
@@ -318,22 +346,21 @@ class SearchEngine:
                 [" | ".join(terms), *params, limit]).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
 
-    def _fuse(self, reg: lifecycle.RegisteredModel, vector_hits: list[tuple[int, float]],
-              ocr_hits: list[tuple[int, str]], limit: int,
-              category_hits: list[tuple[int, float]] | None = None, ocr_weight: float = OCR_WEIGHT,
-              meaning_hits: list[tuple[int, float]] | None = None, skip: int = 0,
-              conn: Conn | None = None) -> list[Hit]:
-        """Reciprocal-rank fusion: score = sum over rankings of weight / (60 + rank)."""
+    @staticmethod
+    def _scores(vector_hits: list[tuple[int, float]], ocr_hits: list[tuple[int, str]],
+                category_hits: list[tuple[int, float]], ocr_weight: float,
+                meaning_hits: list[tuple[int, float]], feedback: list[tuple[int, float]] | None = None,
+                ) -> tuple[dict[int, float], dict[int, list[str]]]:
+        """Reciprocal-rank fusion: score = sum over rankings of weight / (60 + rank); and why each photo scored."""
         scores: dict[int, float] = {}
         why: dict[int, list[str]] = {}
-        sims = dict(vector_hits) | dict(category_hits or [])
         for rank, (pid, sim) in enumerate(vector_hits):
             scores[pid] = scores.get(pid, 0) + 1 / (RRF_K + rank + 1)
             why.setdefault(pid, []).append(f"image similarity {sim:.3f}")
-        for rank, (pid, _sim) in enumerate(sorted(category_hits or [], key=lambda h: -h[1])):
+        for rank, (pid, _sim) in enumerate(sorted(category_hits, key=lambda h: -h[1])):
             scores[pid] = scores.get(pid, 0) + 1 / (RRF_K + rank + 1)
             why.setdefault(pid, []).append("in a category the query names")
-        for rank, (pid, sim) in enumerate(meaning_hits or []):
+        for rank, (pid, sim) in enumerate(meaning_hits):
             if sim < TEXT_MEANING_MIN:
                 break
             scores[pid] = scores.get(pid, 0) + OCR_WEIGHT / (RRF_K + rank + 1)
@@ -341,6 +368,18 @@ class SearchEngine:
         for rank, (pid, snippet) in enumerate(ocr_hits):
             scores[pid] = scores.get(pid, 0) + ocr_weight / (RRF_K + rank + 1)
             why.setdefault(pid, []).append(f"text in photo: {snippet}")
+        for rank, (pid, sim) in enumerate(feedback or []):
+            scores[pid] = scores.get(pid, 0) + 1 / (RRF_K + rank + 1)
+            why.setdefault(pid, []).append(f"looks like the best matches ({sim:.2f})")
+        return scores, why
+
+    def _fuse(self, reg: lifecycle.RegisteredModel, vector_hits: list[tuple[int, float]],
+              ocr_hits: list[tuple[int, str]], category_hits: list[tuple[int, float]], ocr_weight: float,
+              meaning_hits: list[tuple[int, float]], feedback: list[tuple[int, float]], *, limit: int,
+              skip: int = 0, conn: Conn | None = None) -> list[Hit]:
+        """The fused ranking's photos ``skip`` to ``limit``, with their paths, categories and reasons."""
+        scores, why = self._scores(vector_hits, ocr_hits, category_hits, ocr_weight, meaning_hits, feedback)
+        sims = dict(vector_hits) | dict(category_hits)
         top = sorted(scores, key=lambda p: -scores[p])[skip:limit]
         if not top:
             return []

@@ -1,0 +1,65 @@
+"""What the search finds with the built-in models on real photos of kinds that ImageNet names badly (issue #14):
+headphones (no ImageNet class: their photos look like microphones), mobile phones (remote controls, hand-helds),
+beside cameras and laptops, which the same classifier puts in the electronics category more often."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from photoscout.app import Photoscout
+from photoscout.config import load_settings
+from photoscout.evaluation.metrics import average_precision
+from tests.conftest import DATASET, _new_database, sample_rows
+
+SAMPLE = {"headphone": 10, "cellphone": 10, "camera": 8, "laptop": 8, "pizza": 3, "receipt": 2, "other": 4}
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory, pg_server: object,
+            builtin_wheels: Path) -> Iterator[tuple[Photoscout, dict[str, str]]]:
+    root = Path(tmp_path_factory.mktemp("quality"))
+    labels: dict[str, str] = {}
+    for row in sample_rows(SAMPLE):
+        target = root / "photos" / row["file"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(DATASET / row["file"], target)
+        labels[str(target)] = row["label"]
+    settings = load_settings(root / "home", database_url=_new_database(pg_server))  # type: ignore[arg-type]
+    with Photoscout.open(settings.home, database_url=settings.database_url) as core:
+        core.install_builtin(wheels_dir=builtin_wheels)
+        core.index([root / "photos"])
+        yield core, labels
+
+
+def _ap(core: Photoscout, labels: dict[str, str], query: str, *wanted: str) -> float:
+    ranked = [h.path for h in core.search(query, limit=40).hits]
+    return average_precision(ranked, {p for p, label in labels.items() if label in wanted}, 40)
+
+
+def test_a_kind_of_electronics_is_not_buried_under_the_rest_of_the_category(
+        library: tuple[Photoscout, dict[str, str]]) -> None:
+    """Before: "headphones" named the electronics category, whose ranking put the phones and cameras the classifier
+    calls electronics above the headphones it does not, and the first screen's look was not used (AP here:
+    headphones 0.29, a mobile phone 0.58). A kind is now left to the image ranking and its look-alikes (0.48,
+    0.86); the category's own name still ranks the whole category first."""
+    core, labels = library
+    assert _ap(core, labels, "headphones", "headphone") >= 0.4
+    assert _ap(core, labels, "a mobile phone", "cellphone") >= 0.75
+    assert _ap(core, labels, "a laptop computer", "laptop") >= 0.95
+    assert _ap(core, labels, "a camera", "camera") >= 0.6
+    assert _ap(core, labels, "electronics", "headphone", "cellphone", "camera", "laptop") >= 0.95
+
+
+def test_the_first_screen_look_reaches_the_look_alikes(library: tuple[Photoscout, dict[str, str]]) -> None:
+    """Pseudo-relevance feedback: the candidates are ranked again by how much they look like the first screen, and
+    a result says so; a search for a photo (already by look) does not use it."""
+    core, labels = library
+    hits = core.search("headphones", limit=10).hits
+    assert all(any(w.startswith("looks like the best matches (") for w in h.why) for h in hits)
+    first = next(h for h in hits if labels[h.path] == "headphone")
+    similar = core.search(similar_to=first.photo_id, limit=5).hits
+    assert not any(w.startswith("looks like the best matches") for h in similar for w in h.why)
