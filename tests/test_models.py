@@ -236,7 +236,7 @@ def test_wide_vectors_are_stored_in_their_row(library: tuple) -> None:
 
 
 def test_a_wide_version_is_indexed_on_its_leading_part(library: tuple) -> None:
-    """v3.2's index (as v3.1's) holds the 384-d ConSE part of its 1,384-d vectors (a 1,384-d index read 3.6x the pages); the
+    """v3.2's index holds the 384-d ConSE part of its 1,384-d vectors (a 1,384-d index read 3.6x the pages); the
     candidates it gives are re-ranked by the whole vector, so the order is the exact cosine order."""
     from photoscout.database import indexes
     from photoscout.search.engine import SearchEngine

@@ -9,7 +9,7 @@ ef_search 1000, IVFFlat (lists 316) 0.99 at 10 probes and 1.00 at 20, and builds
 (``benchmarks/bench_search.py``). Lists: sqrt(rows); probes: lists / 8, at least 10 (recall@10 1.000 at
 100k; more probes cost latency).
 
-A version with ``index_dims`` k in its config (conse v3.1, v3.2: 1,384-d vectors whose first 384 dimensions are the ConSE
+A version with ``index_dims`` k in its config (conse v3.1+: 1,384-d vectors whose first 384 dimensions are the ConSE
 part) is indexed on its first k dimensions only (``subvector``): the index finds candidates at the cost of a 384-d
 search, and the engine re-ranks them by the whole vector (``search/engine.py``). A 1,384-d index read 3.6x the
 pages: p95 132 ms at 100k photos, 33 ms on the leading part (v1: 27; ``benchmarks/bench_serve.py``).
