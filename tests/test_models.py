@@ -417,7 +417,7 @@ def test_search_cli_errors_without_traceback(tmp_path: Path) -> None:
 def test_categories_follow_the_active_ocr_version(library: tuple, builtin_wheels: Path) -> None:
     """#14: the categories read the active OCR version's text, so activating another OCR version (or rolling
     back) recomputes them at once: a version that has read nothing yet takes the receipts' kind away, and the
-    rollback gives it back."""
+    rollback gives it back. The recomputation reports its progress (a silent wait on a large library before)."""
     settings, db, files = library
     receipts = [p for p, row in files.items() if row["label"] == "receipt"]
 
@@ -426,9 +426,25 @@ def test_categories_follow_the_active_ocr_version(library: tuple, builtin_wheels
             return [bool(conn.execute("SELECT 'receipts' = ANY(categories) FROM photos WHERE path = %s",
                                       (p,)).fetchone()[0]) for p in receipts]
 
+    class Seen:  # what the recomputation reports, for a progress bar (every photo is recomputed)
+        def __init__(self) -> None:
+            self.phases: list[tuple[str, int | None]] = []
+            self.done = 0
+
+        def phase(self, name: str, total: int | None) -> None:
+            self.phases.append((name, total))
+
+        def advance(self, n: int = 1) -> None:
+            self.done += n
+
     assert receipts and all(kinds())
     builtin.install(db, settings, wheels_dir=builtin_wheels, refs=["rapidocr-ppocrv6@v1.1.0"])
-    activation.activate(db, settings, "rapidocr-ppocrv6@v1.1.0", reason="test: a version with no text yet")
+    seen = Seen()
+    activation.activate(db, settings, "rapidocr-ppocrv6@v1.1.0", reason="test: a version with no text yet",
+                        progress=seen)
     assert not any(kinds())
-    back, _ = activation.rollback(db, settings, "ocr", reason="test")
+    assert seen.phases == [("recomputing categories", len(files))] and seen.done == len(files)
+    seen = Seen()
+    back, _ = activation.rollback(db, settings, "ocr", reason="test", progress=seen)
     assert back.ref == "tesseract-ppocrv6@v1.0.0" and all(kinds())
+    assert seen.phases == [("recomputing categories", len(files))] and seen.done == len(files)

@@ -257,9 +257,11 @@ class Photoscout:
     def verify(self, ref: str) -> tuple[RegisteredModel, list[artifacts.Problem]]:
         return lifecycle.verify(self.db, self.settings, ref)
 
-    def activate(self, ref: str, *, reason: str = "activated by user") -> RegisteredModel:
-        """Activate a model; replacing an active embedding model is refused (use ``promote``)."""
-        return activation.activate(self.db, self.settings, ref, reason=reason)
+    def activate(self, ref: str, *, reason: str = "activated by user",
+                 progress: Progress | None = None) -> RegisteredModel:
+        """Activate a model; replacing an active embedding model is refused (use ``promote``). An OCR, face or
+        few-shot version recomputes every photo's categories (``progress``)."""
+        return activation.activate(self.db, self.settings, ref, reason=reason, progress=progress)
 
     def deprecate(self, ref: str, *, reason: str = "deprecated by user") -> RegisteredModel:
         return lifecycle.deprecate(self.db, ref, reason=reason)
@@ -267,9 +269,9 @@ class Photoscout:
     def disable(self, ref: str, *, reason: str = "disabled by user") -> RegisteredModel:
         return lifecycle.disable(self.db, ref, reason=reason)
 
-    def rollback(self, type_: str = "embedding", purpose: str = "default", *,
-                 reason: str = "rollback by user") -> tuple[RegisteredModel, RegisteredModel]:
-        return activation.rollback(self.db, self.settings, type_, purpose, reason=reason)
+    def rollback(self, type_: str = "embedding", purpose: str = "default", *, reason: str = "rollback by user",
+                 progress: Progress | None = None) -> tuple[RegisteredModel, RegisteredModel]:
+        return activation.rollback(self.db, self.settings, type_, purpose, reason=reason, progress=progress)
 
     def promotion_check(self, ref: str) -> promotion.GateResult:
         """What the gate would decide (nothing changes)."""

@@ -20,6 +20,7 @@ from PIL import Image
 from psycopg.rows import dict_row
 
 from photoscout.database import Database
+from photoscout.progress import NoProgress, Progress
 
 RULES_VERSION = 2  # raise when the rules below change: the next index recomputes stored categories
 DEFAULT_CATEGORIES = ("electronics", "food", "documents", "receipts", "pages", "screenshots", "people", "animals",
@@ -230,12 +231,12 @@ def refresh_if_rules_changed(db: Database, chunk: int = 2000) -> int:
     return len(ids)
 
 
-def refresh_all(db: Database, chunk: int = 2000) -> int:
+def refresh_all(db: Database, chunk: int = 2000, progress: Progress | None = None) -> int:
     """Recompute every photo's categories (an OCR, face or few-shot version became active: its outputs are the
-    signals now); the photos refreshed."""
+    signals now); the photos refreshed, reported to ``progress`` chunk by chunk."""
     with db.connection() as conn:
         ids = _photo_ids(conn)
-    _refresh_chunks(db, ids, chunk)
+    _refresh_chunks(db, ids, chunk, progress)
     return len(ids)
 
 
@@ -243,9 +244,13 @@ def _photo_ids(conn: Any) -> list[int]:
     return [r[0] for r in conn.execute("SELECT id FROM photos WHERE status = 'ok' ORDER BY id")]
 
 
-def _refresh_chunks(db: Database, ids: list[int], chunk: int) -> None:
+def _refresh_chunks(db: Database, ids: list[int], chunk: int, progress: Progress | None = None) -> None:
+    progress = progress or NoProgress()
+    progress.phase("recomputing categories", len(ids))
     for start in range(0, len(ids), chunk):
-        refresh(db, ids[start: start + chunk])
+        part = ids[start: start + chunk]
+        refresh(db, part)
+        progress.advance(len(part))
 
 
 def follow_version(cur: Any, model_id: int) -> None:

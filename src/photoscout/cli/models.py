@@ -156,8 +156,8 @@ def verify_cmd(ref: RefArg, json_out: JsonOption = False) -> None:
 def activate_cmd(ref: RefArg, reason: ReasonOpt = "activated by user", json_out: JsonOption = False) -> None:
     """Make a model the active one of its type (verified first); the previous one becomes the rollback target.
     Replacing an active embedding model goes through 'models promote' (the evaluation gate)."""
-    with core() as app:
-        model = app.activate(ref, reason=reason)
+    with core() as app, progress_bar(not json_out, "photos") as progress:
+        model = app.activate(ref, reason=reason, progress=progress)
     output(model.as_dict(), json_out, lambda: console.print(f"{model.ref} is now the active {model.type} model"))
 
 
@@ -184,8 +184,8 @@ def rollback_cmd(
     reason: ReasonOpt = "rollback by user", json_out: JsonOption = False,
 ) -> None:
     """Re-activate the model that was active before the current one, in one step."""
-    with core() as app:
-        restored, replaced = app.rollback(type_, purpose, reason=reason)
+    with core() as app, progress_bar(not json_out, "photos") as progress:
+        restored, replaced = app.rollback(type_, purpose, reason=reason, progress=progress)
     output({"active": restored.as_dict(), "replaced": replaced.as_dict()}, json_out,
            lambda: console.print(f"rolled back: {restored.ref} is active again ({replaced.ref} is {replaced.status})"))
 

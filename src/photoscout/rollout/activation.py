@@ -19,14 +19,17 @@ from photoscout.config import Settings
 from photoscout.database import Database
 from photoscout.errors import PhotoscoutError
 from photoscout.models import artifacts
+from photoscout.progress import Progress
 from photoscout.registry import decisions, lifecycle
 from photoscout.registry.lifecycle import RegisteredModel
 
 SIGNAL_TYPES = ("ocr", "detector", "few_shot")  # types whose active version's outputs the categories read
 
 
-def make_active(db: Database, settings: Settings, model: RegisteredModel, reason: str) -> str | None:
-    """Switch ``model`` to active (no gate: callers decide). Returns the previously active model's ref."""
+def make_active(db: Database, settings: Settings, model: RegisteredModel, reason: str,
+                progress: Progress | None = None) -> str | None:
+    """Switch ``model`` to active (no gate: callers decide). Returns the previously active model's ref. An OCR,
+    face or few-shot version then recomputes every photo's categories (reported to ``progress``)."""
     if model.status == "disabled":
         raise PhotoscoutError(f"{model.ref} is disabled; register a new version instead")
     problems = artifacts.verify(model.artifact_dir(settings))
@@ -39,11 +42,12 @@ def make_active(db: Database, settings: Settings, model: RegisteredModel, reason
             categories.follow_version(cur, model.id)
     before = lifecycle.switch_active(db, model, reason, also=follow)
     if model.type in SIGNAL_TYPES and model.purpose == "default":
-        categories.refresh_all(db)  # the categories read this type's active outputs
+        categories.refresh_all(db, progress=progress)  # the categories read this type's active outputs
     return before
 
 
-def activate(db: Database, settings: Settings, ref: str, *, reason: str = "activated") -> RegisteredModel:
+def activate(db: Database, settings: Settings, ref: str, *, reason: str = "activated",
+             progress: Progress | None = None) -> RegisteredModel:
     """Make ``ref`` the active model of its type and purpose (the previous one becomes the rollback target).
     Replacing an active embedding model is refused: promote it through the evaluation gate instead."""
     model = lifecycle.get(db, ref)
@@ -54,7 +58,7 @@ def activate(db: Database, settings: Settings, ref: str, *, reason: str = "activ
         raise PhotoscoutError(f"{current.ref} is the active embedding model: replace it through the evaluation "
                               f"gate with 'photoscout models promote {model.ref}' (a promotion can be forced, "
                               "with a reason)")
-    before = make_active(db, settings, model, reason)
+    before = make_active(db, settings, model, reason, progress)
     decisions.append(settings, f"activated {model.ref} ({model.type})", [
         f"reason: {reason}",
         f"previous active: {before} (now deprecated: the rollback target)" if before else
@@ -73,7 +77,7 @@ def activate_if_first(db: Database, settings: Settings, ref: str, *, reason: str
 
 
 def rollback(db: Database, settings: Settings, type_: str, purpose: str = "default", *,
-             reason: str = "rollback") -> tuple[RegisteredModel, RegisteredModel]:
+             reason: str = "rollback", progress: Progress | None = None) -> tuple[RegisteredModel, RegisteredModel]:
     """Re-activate the model that was active before the current one (of this type and purpose)."""
     current = lifecycle.active(db, type_, purpose)
     if current is None:
@@ -82,7 +86,7 @@ def rollback(db: Database, settings: Settings, type_: str, purpose: str = "defau
     if target is None:
         raise PhotoscoutError(f"{current.ref} is the only {type_} model ever active (or the earlier ones were "
                               "disabled or pruned); nothing to roll back to")
-    make_active(db, settings, target, f"{reason} from {current.ref}")
+    make_active(db, settings, target, f"{reason} from {current.ref}", progress)
     decisions.append(settings, f"rolled back {type_}: {current.ref} -> {target.ref}", [
         f"reason: {reason}", f"{target.ref} is active again; {current.ref} is deprecated (kept until pruned)"])
     return lifecycle.get(db, target.ref), lifecycle.get(db, current.ref)
