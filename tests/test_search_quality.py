@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageDraw, ImageFont
 
 from photoscout.app import Photoscout
 from photoscout.config import load_settings
 from photoscout.evaluation.metrics import average_precision
+from photoscout.search.query import Filters
 from tests.conftest import DATASET, _new_database, sample_rows
 
 SAMPLE = {"headphone": 10, "cellphone": 10, "camera": 8, "laptop": 8, "pizza": 3, "receipt": 2, "other": 4}
@@ -28,6 +30,14 @@ def library(tmp_path_factory: pytest.TempPathFactory, pg_server: object,
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(DATASET / row["file"], target)
         labels[str(target)] = row["label"]
+    slip = root / "photos" / "scans" / "slip.png"  # print as OCR reads it: words run together
+    slip.parent.mkdir(parents=True)
+    page = Image.new("RGB", (1400, 900), "white")
+    draw = ImageDraw.Draw(page)
+    for i, line in enumerate(("CORNER SHOP", "SUBTOTAL 12.50", "VAT 2.50", "AMOUNTDUE 15.00")):
+        draw.text((80, 80 + 190 * i), line, fill="black", font=ImageFont.load_default(size=90))
+    page.save(slip)
+    labels[str(slip)] = "slip"
     settings = load_settings(root / "home", database_url=_new_database(pg_server))  # type: ignore[arg-type]
     with Photoscout.open(settings.home, database_url=settings.database_url) as core:
         core.install_builtin(wheels_dir=builtin_wheels)
@@ -63,3 +73,16 @@ def test_the_first_screen_look_reaches_the_look_alikes(library: tuple[Photoscout
     first = next(h for h in hits if labels[h.path] == "headphone")
     similar = core.search(similar_to=first.photo_id, limit=5).hits
     assert not any(w.startswith("looks like the best matches") for h in similar for w in h.why)
+
+
+def test_ocr_text_is_found_where_words_run_together(library: tuple[Photoscout, dict[str, str]]) -> None:
+    """OCR runs words together ("SUBTOTAL", "AMOUNTDUE"); full-text search finds neither "total" nor "amount due"
+    in them. The query's longer words are also looked for inside the squeezed text, and a word's start finds its
+    longer forms ("amount" finds "amounts")."""
+    core, labels = library
+    slip = next(p for p, label in labels.items() if label == "slip")
+    for query in ("total", "amount due"):
+        hits = core.search(query, limit=10, filters=Filters(has_text=True)).hits
+        found = {h.path: h.why for h in hits}
+        assert slip in found, (query, list(found))
+        assert any(w.startswith("text in photo: ") for w in found[slip]), found[slip]

@@ -145,7 +145,7 @@ PAGE, PAGE_USABLE, LINE_POINTER, TOAST_THRESHOLD, TOAST_CHUNK = 8192, 8168, 4, 2
 VECTOR_HEADER = 8  # varlena header + dimension of a pgvector value
 BTREE_PER_ROW = {"photo_embeddings": 54}  # b-tree entries per row (id, (photo, model), model); other tables: 31
 TYPICAL_ROW = {"photo_embeddings": 104, "photo_analysis": 640, "photo_model_runs": 60, "detections": 90,
-               "photo_text": 700, "photo_captions": 120, "photo_features": 5200, "region_embeddings": 900}
+               "photo_text": 1200, "photo_captions": 120, "photo_features": 5200, "region_embeddings": 900}
 TYPICAL_TABLES = {"embedding": ("photo_embeddings", "photo_analysis", "photo_model_runs"),
                   "detector": ("detections", "photo_model_runs"), "ocr": ("photo_text", "photo_model_runs"),
                   "captioning": ("photo_captions", "photo_model_runs"),

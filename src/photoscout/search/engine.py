@@ -42,6 +42,7 @@ RRF_K = 60
 FEEDBACK_K = 10  # the first screen's photos whose mean features rank the candidates again (pseudo-relevance feedback)
 EXACT_BELOW = 2000  # filtered candidate sets smaller than this are scanned exactly (cheap and exact)
 OCR_WEIGHT = 0.5  # OCR text matches count half a vector rank (a receipt that says "pizza" is not a pizza)
+SQUEEZED_MIN = 5  # query words this long are also looked for inside OCR text with spaces and punctuation squeezed out
 TEXT_MEANING_MIN = 0.3  # the embedded OCR text counts only when it is this close to the query
 # candidates a leading-part index gives, re-ranked by the whole vector: for a ranking twice the rows wanted and at
 # least 400 (recall@10 0.98 against the exact order on dense near-copies, tests/test_jobs.py); a supporting ranking
@@ -331,7 +332,10 @@ class SearchEngine:
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def _ocr(self, text: str, filters: Filters, limit: int, conn: Conn | None = None) -> list[tuple[int, str]]:
-        """Full-text search of OCR text: any of the query's terms, best-covered photos first."""
+        """Full-text search of OCR text: any of the query's terms or words they begin ("total" finds "totals"),
+        best-covered photos first. Where that finds fewer than ``limit`` photos, the query's longer words are also
+        looked for inside the OCR text with everything but letters and digits squeezed out: OCR splits words
+        ("TOT AL") and runs them together ("SUBTOTAL"), and full-text search misses both."""
         terms = ocr_terms(text)
         if not terms:
             return []
@@ -343,7 +347,15 @@ class SearchEngine:
                 f"JOIN photos p ON p.id = t.photo_id JOIN model_registry m ON m.id = t.model_id "
                 f"AND m.status = 'active', to_tsquery('simple', %s) q "
                 f"WHERE t.tsv @@ q AND {where} ORDER BY ts_rank(t.tsv, q, 1) DESC LIMIT %s",
-                [" | ".join(terms), *params, limit]).fetchall()
+                [" | ".join(f"{t}:*" for t in terms), *params, limit]).fetchall()
+            inside = [f"%{t}%" for t in terms if len(t) >= SQUEEZED_MIN]
+            if inside and len(rows) < limit:  # the squeezed text is scanned (no index): only when needed
+                rows += conn.execute(
+                    f"SELECT t.photo_id, left(regexp_replace(t.text, '\\s+', ' ', 'g'), 80) FROM photo_text t "
+                    f"JOIN photos p ON p.id = t.photo_id JOIN model_registry m ON m.id = t.model_id "
+                    f"AND m.status = 'active' WHERE {where} AND t.squeezed LIKE ANY(%s) "
+                    f"AND t.photo_id <> ALL(%s) ORDER BY length(t.squeezed), t.photo_id LIMIT %s",
+                    [*params, inside, [r[0] for r in rows], limit - len(rows)]).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
 
     @staticmethod
