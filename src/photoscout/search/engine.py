@@ -123,8 +123,6 @@ class SearchEngine:
                                    f"(the first {MAX_LIMIT} results can be paged through)", "offset")
         filters.check()
         reg = self._model(model_ref)
-        # the featurizer of the first screen's look (pseudo-relevance feedback), when there is one
-        featurizer = lifecycle.active(self.db, "few_shot") if text else None
         page, limit = (offset, limit), offset + limit
         timings: dict[str, float] = {}
         if image:
@@ -165,10 +163,10 @@ class SearchEngine:
             ocr_weight = 2.0 if any(w.rstrip("s") in TEXT_CONCEPTS for w in text.lower().split()) else OCR_WEIGHT
             rankings = (vector_hits, ocr_hits, category_hits, ocr_weight, meaning_hits)
             feedback: list[tuple[int, float]] = []
-            if featurizer is not None:  # the first screen's look, over every candidate of the rankings
+            if text:  # the first screen's look, over every candidate of the rankings
                 first = self._scores(*rankings)[0]
                 best = sorted(first, key=lambda p: -first[p])[:FEEDBACK_K]
-                feedback = self._feedback(featurizer.id, best, list(first), conn)
+                feedback = self._feedback(best, list(first), conn)
             hits = self._fuse(reg, *rankings, feedback, limit=limit, skip=page[0], conn=conn)
             timings["fuse"] = (time.perf_counter() - t3) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
@@ -301,12 +299,16 @@ class SearchEngine:
                 rows.sort(key=lambda r: r[1])
         return [(int(r[0]), 1.0 - float(r[1])) for r in rows], exact
 
-    @staticmethod
-    def _feedback(mid: int, best: list[int], candidates: list[int], conn: Conn) -> list[tuple[int, float]]:
-        """The candidates ranked by cosine to the mean (of unit) image features of ``best``, from the featurizer
-        ``mid`` (the active few-shot model: features are kept per photo for few-shot classes)."""
+    def _feedback(self, best: list[int], candidates: list[int], conn: Conn) -> list[tuple[int, float]]:
+        """The candidates ranked by cosine to the mean (of unit) image features of ``best``, the featurizer being the
+        active few-shot model's (features are kept per photo for few-shot classes); none without one."""
         if len(best) < 2:
             return []
+        row = conn.execute("SELECT id FROM model_registry WHERE type = 'few_shot' AND purpose = 'default' "
+                           "AND status = 'active'").fetchone()
+        if row is None:
+            return []
+        mid = int(row[0])
         mean = conn.execute("SELECT avg(l2_normalize(features)) FROM photo_features WHERE model_id = %s "
                             "AND photo_id = ANY(%s)", (mid, best)).fetchone()
         if mean is None or mean[0] is None:
