@@ -13,8 +13,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from photoscout.app import Photoscout
 from photoscout.config import load_settings
+from photoscout.errors import InvalidParameter
 from photoscout.evaluation.metrics import average_precision
-from photoscout.search.query import Filters
+from photoscout.search.query import Filters, printed_phrases, squeeze
 from tests.conftest import DATASET, _new_database, sample_rows
 
 SAMPLE = {"headphone": 10, "cellphone": 10, "camera": 8, "laptop": 8, "pizza": 3, "receipt": 2, "other": 4}
@@ -86,3 +87,34 @@ def test_ocr_text_is_found_where_words_run_together(library: tuple[Photoscout, d
         found = {h.path: h.why for h in hits}
         assert slip in found, (query, list(found))
         assert any(w.startswith("text in photo: ") for w in found[slip]), found[slip]
+
+
+def test_quoted_words_must_be_printed_in_the_photo(library: tuple[Photoscout, dict[str, str]]) -> None:
+    """A single printed word ("total") means little to the image rankings, which outvoted the OCR list: photos of
+    gadgets whose stray OCR characters were "close" came before the slip that prints it. Quoted words are now a
+    filter (the active OCR model read them, case and spacing ignored) and the OCR evidence leads."""
+    core, labels = library
+    slip = next(p for p, label in labels.items() if label == "slip")
+    for query in ('"total"', '"amount due"', 'a shop slip "Amount-Due"'):
+        hits = core.search(query, limit=20).hits
+        assert slip in [h.path for h in hits], (query, [(h.path, h.why) for h in hits[:3]])
+        for h in hits:
+            text = squeeze(core.photo(h.photo_id)["ocr_text"] or "")
+            assert squeeze(query.split('"')[1]) in text, (query, h.path, text[:200])
+    assert core.search('"corner shop" "vat"', limit=5).hits[0].path == slip
+    assert core.search('"total" "no such words here"', limit=5).hits == []
+    unquoted = [h.path for h in core.search("total", limit=20).hits]
+    assert any(labels[p] not in ("slip", "receipt") for p in unquoted)  # without quotes it is a search by meaning
+
+
+def test_quoted_phrases_are_parsed_and_checked() -> None:
+    assert printed_phrases('a receipt with "Total Due" and \u201ccash\u201d') == (
+        "a receipt with Total Due and cash", ["Total Due", "cash"])
+    assert printed_phrases("no quotes here") == ("no quotes here", [])
+    assert squeeze("TOT AL: 12.50") == "total1250"
+    with pytest.raises(InvalidParameter, match="no letters or digits"):
+        printed_phrases('"..."')
+    with pytest.raises(InvalidParameter, match="at most"):
+        printed_phrases(" ".join(f'"w{i}"' for i in range(9)))
+    with pytest.raises(InvalidParameter, match="no letters or digits"):
+        Filters(printed=("  ",)).check()

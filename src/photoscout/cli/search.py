@@ -24,8 +24,9 @@ def _date(value: str | None, name: str) -> date | None:
 
 
 def search_command(
-    text: Annotated[str | None, typer.Argument(help="What to look for, e.g. 'receipt from the hardware store'.")]
-    = None,
+    text: Annotated[str | None, typer.Argument(help=(
+        "What to look for, e.g. 'receipt from the hardware store'. Words in double quotes must be printed in the "
+        "photo (OCR text): 'receipt \"total due\"'."))] = None,
     image: Annotated[Path | None, typer.Option("--image", help="Find photos like this one.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Number of results.")] = 20,
     category: Annotated[str | None, typer.Option(help="Only this category (or few-shot class).")] = None,

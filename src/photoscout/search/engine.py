@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 import numpy as np
@@ -34,7 +34,7 @@ from photoscout.imaging import load_rgb
 from photoscout.models.base import EmbeddingModel
 from photoscout.models.cache import ModelCache
 from photoscout.registry import lifecycle
-from photoscout.search.query import TEXT_CONCEPTS, Filters, ocr_terms
+from photoscout.search.query import TEXT_CONCEPTS, Filters, ocr_terms, printed_phrases
 
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 500
@@ -116,6 +116,9 @@ class SearchEngine:
                                    "text", "image", "similar_to")
         if len(text) > MAX_QUERY_CHARS:
             raise InvalidParameter(f"the query has {len(text)} characters; at most {MAX_QUERY_CHARS}", "text")
+        text, printed = printed_phrases(text)
+        if printed:  # quoted words must be printed in the photo: a filter, and the OCR evidence leads
+            filters = replace(filters, printed=(*filters.printed, *printed))
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidParameter(f"limit must be between 1 and {MAX_LIMIT}", "limit")
         if not 0 <= offset <= MAX_LIMIT - limit:
@@ -160,7 +163,8 @@ class SearchEngine:
                 timings["ocr"] = (time.perf_counter() - t2) * 1000
             t3 = time.perf_counter()
             # a concept defined by printed words (a receipt): the OCR evidence leads
-            ocr_weight = 2.0 if any(w.rstrip("s") in TEXT_CONCEPTS for w in text.lower().split()) else OCR_WEIGHT
+            ocr_weight = 2.0 if filters.printed or any(w.rstrip("s") in TEXT_CONCEPTS for w in text.lower().split()) \
+                else OCR_WEIGHT
             rankings = (vector_hits, ocr_hits, category_hits, ocr_weight, meaning_hits)
             feedback: list[tuple[int, float]] = []
             if text:  # the first screen's look, over every candidate of the rankings

@@ -1,5 +1,6 @@
 """What a query asks besides its meaning: the words to look for in OCR text (with the printed words of concepts
-such as receipts) and the filters (category, dates, folder, camera, has text) as SQL over ``photos p``."""
+such as receipts), the phrases it quotes (words that must be printed in the photo) and the filters (category,
+dates, folder, camera, has text, printed phrases) as SQL over ``photos p``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ TEXT_CONCEPTS = {
     "invoice": ("invoice", "total", "tax", "due", "amount"),
     "bill": ("bill", "total", "amount", "due"),
 }
+MAX_PRINTED = 8  # quoted phrases in one query
+_QUOTED = re.compile(r'["\u201c\u201d]([^"\u201c\u201d]*)["\u201c\u201d]')
 STOPWORDS = {"the", "and", "for", "from", "with", "of", "a", "an", "in", "on", "at", "to", "my", "photo", "picture",
              "image", "some", "this", "that"}
 
@@ -33,6 +36,27 @@ def ocr_terms(text: str) -> list[str]:
     return terms
 
 
+def squeeze(text: str) -> str:
+    """Lower case with everything but letters and digits left out: how OCR text is compared where its spacing and
+    punctuation cannot be trusted ("TOT AL", "AMOUNTDUE"); the same as the ``photo_text.squeezed`` column."""
+    return "".join(re.findall(r"[^\W_]+", text.lower()))
+
+
+def printed_phrases(text: str) -> tuple[str, list[str]]:
+    """A query's quoted phrases (``"total due"``: words that must be printed in the photo) and its text with the
+    quote marks taken out (the quoted words still count for its meaning)."""
+    phrases = [m.strip() for m in _QUOTED.findall(text)]
+    if not phrases:
+        return text, []
+    if len(phrases) > MAX_PRINTED:
+        raise InvalidParameter(f"the query quotes {len(phrases)} phrases; at most {MAX_PRINTED}", "text")
+    for phrase in phrases:
+        if not squeeze(phrase):
+            raise InvalidParameter(f"the quoted phrase {phrase!r} has no letters or digits to look for", "text")
+    plain = " ".join(_QUOTED.sub(lambda m: f" {m.group(1)} ", text).split())
+    return plain, phrases
+
+
 @dataclass
 class Filters:
     category: str | None = None
@@ -41,6 +65,7 @@ class Filters:
     path: str | None = None
     camera: str | None = None
     has_text: bool = False
+    printed: tuple[str, ...] = ()  # phrases the active OCR model must have read in the photo (case, spacing ignored)
 
     def sql(self) -> tuple[str, list[Any]]:
         where: list[str] = ["p.status = 'ok'"]
@@ -63,12 +88,19 @@ class Filters:
             params.append(f"%{self.camera}%")
         if self.has_text:
             where.append("EXISTS (SELECT 1 FROM photo_text t WHERE t.photo_id = p.id)")
+        for phrase in self.printed:  # squeezed: letters and digits only, so nothing in it is a LIKE wildcard
+            where.append("EXISTS (SELECT 1 FROM photo_text t JOIN model_registry m ON m.id = t.model_id "
+                         "AND m.status = 'active' WHERE t.photo_id = p.id AND t.squeezed LIKE %s)")
+            params.append(f"%{squeeze(phrase)}%")
         return " AND ".join(where), params
 
     def check(self) -> None:
         if self.after and self.before and self.after >= self.before:
             raise InvalidParameter("the 'after' date must be before the 'before' date", "after", "before")
+        for phrase in self.printed:
+            if not squeeze(phrase):
+                raise InvalidParameter(f"the phrase {phrase!r} has no letters or digits to look for", "printed")
 
     @property
     def active(self) -> bool:
-        return any((self.category, self.after, self.before, self.path, self.camera, self.has_text))
+        return any((self.category, self.after, self.before, self.path, self.camera, self.has_text, self.printed))

@@ -66,7 +66,9 @@ def health(ps: Core) -> dict[str, Any]:
 
 @router.get("/search", tags=["search"])
 def search(ps: Core, f: Annotated[SearchFilters, Depends()],
-           q: Annotated[str | None, Query(max_length=1000, description="What to look for.")] = None,
+           q: Annotated[str | None, Query(max_length=1000, description=(
+               'What to look for. Words in double quotes must be printed in the photo (OCR text), e.g. '
+               'receipt "total due".'))] = None,
            similar_to: Annotated[int | None, Query(ge=1, le=2**62, description="Photos like this photo id.")]
            = None,
            model: Annotated[str | None, Query(max_length=200, description="NAME@VERSION; default active.")] = None,
