@@ -64,6 +64,18 @@ def test_search_answers_with_pages_and_filters(client: TestClient) -> None:
     assert like["results"][0]["photo_id"] == first["results"][0]["photo_id"]  # a photo is most like itself
 
 
+def test_quoted_words_in_the_query_must_be_printed(client: TestClient, core: Photoscout) -> None:
+    r = client.get("/api/v1/search", params={"q": '"total"', "limit": 20})
+    assert r.status_code == 200, r.text
+    found = r.json()["results"]
+    assert found and all("total" in (core.photo(h["photo_id"])["ocr_text"] or "").lower() for h in found)
+    assert _names(found).count("documents") == len(found)
+    bad = client.get("/api/v1/search", params={"q": 'a receipt "..."'})
+    assert bad.status_code == 400 and "no letters or digits" in bad.json()["error"], bad.text
+    page = client.get("/", params={"q": 'a receipt "total"'})
+    assert page.status_code == 200 and 'value="a receipt &#34;total&#34;"' in page.text
+
+
 def test_search_with_an_uploaded_photo(client: TestClient) -> None:
     any_food = client.get("/api/v1/search", params={"q": "pizza", "limit": 1}).json()["results"][0]
     data = Path(any_food["path"]).read_bytes()
@@ -131,7 +143,7 @@ def test_warm_paths_spare_the_pool(client: TestClient, core: Photoscout, home: P
     two connections (the model's lookup and one for all its queries), and a thumbnail asked for again is answered
     without the database, until its file is gone (then 404, never a 500 or a stale file)."""
     client.get("/api/v1/search", params={"q": "food", "limit": 5})  # the query embedding and estimates warm
-    for q in ("food", "a receipt", "a beach"):
+    for q in ("food", "a receipt", "a beach", 'a receipt "total"'):
         before = _pool_requests(core)
         r = client.get("/api/v1/search", params={"q": q, "limit": 20})
         assert r.status_code == 200 and r.json()["results"], r.text
