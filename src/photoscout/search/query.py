@@ -51,10 +51,14 @@ def printed_phrases(text: str) -> tuple[str, list[str]]:
     if len(phrases) > MAX_PRINTED:
         raise InvalidParameter(f"the query quotes {len(phrases)} phrases; at most {MAX_PRINTED}", "text")
     for phrase in phrases:
-        if not squeeze(phrase):
-            raise InvalidParameter(f"the quoted phrase {phrase!r} has no letters or digits to look for", "text")
+        _check_phrase(phrase, "text")
     plain = " ".join(_QUOTED.sub(lambda m: f" {m.group(1)} ", text).split())
     return plain, phrases
+
+
+def _check_phrase(phrase: str, field: str) -> None:
+    if not squeeze(phrase):
+        raise InvalidParameter(f"the quoted phrase {phrase!r} has no letters or digits to look for", field)
 
 
 @dataclass
@@ -98,8 +102,7 @@ class Filters:
         if self.after and self.before and self.after >= self.before:
             raise InvalidParameter("the 'after' date must be before the 'before' date", "after", "before")
         for phrase in self.printed:
-            if not squeeze(phrase):
-                raise InvalidParameter(f"the phrase {phrase!r} has no letters or digits to look for", "printed")
+            _check_phrase(phrase, "printed")
 
     @property
     def active(self) -> bool:
