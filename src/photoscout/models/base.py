@@ -157,12 +157,16 @@ class DetectorModel(Model):
 class OcrModel(Model):
     type = "ocr"
 
-    def read(self, images: list[Image.Image]) -> list[OcrText]:
+    def read(self, images: list[Image.Image], scene: list[bool] | None = None) -> list[OcrText]:
+        """The text of each image. ``scene`` says, per image, whether it is a camera picture whose text (if any) is
+        a sign or a label, rather than a page or a screen; a backend may look for text at a lower size there."""
+        if scene is not None and len(scene) != len(images):
+            raise ValueError(f"{len(scene)} scene flags for {len(images)} images")
         self.load()
-        return self._read(images)
+        return self._read(images, scene if scene is not None else [False] * len(images))
 
     @abstractmethod
-    def _read(self, images: list[Image.Image]) -> list[OcrText]: ...
+    def _read(self, images: list[Image.Image], scene: list[bool]) -> list[OcrText]: ...
 
 
 class CaptionModel(Model):

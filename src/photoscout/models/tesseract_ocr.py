@@ -56,10 +56,10 @@ class TesseractOcr(OcrModel):
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tesseract")
         self.read_by: dict[str, int] = {"tesseract": 0, "pp-ocr": 0}  # how each photo was read (for benchmarks)
 
-    def _read(self, images: list[Image.Image]) -> list[OcrText]:
-        return list(self._pool.map(self._read_one, images))
+    def _read(self, images: list[Image.Image], scene: list[bool]) -> list[OcrText]:
+        return list(self._pool.map(self._read_one, images, scene))
 
-    def _read_one(self, image: Image.Image) -> OcrText:
+    def _read_one(self, image: Image.Image, scene: bool) -> OcrText:
         lines = self._tesseract(image)
         words = [len(text.split()) for text, _ in lines]
         total = sum(words)
@@ -70,7 +70,7 @@ class TesseractOcr(OcrModel):
             return OcrText(text="\n".join(text for text, _ in lines), confidence=confidence / 100, boxes=len(lines))
         with self._fallback_lock:
             self.read_by["pp-ocr"] += 1
-            return self.fallback.read([image])[0]
+            return self.fallback.read([image], [scene])[0]
 
     def _tesseract(self, image: Image.Image) -> list[tuple[str, float]]:
         """Tesseract's text lines with their confidence (0-100)."""

