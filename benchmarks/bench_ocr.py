@@ -146,13 +146,14 @@ def main() -> None:
             out[f] = " ".join(result.txts or ())
         seconds[name] = (time.perf_counter() - t) / len(files)
         texts[name] = out
-    if (settings.models_dir / "tesseract-ppocrv6" / "v1.0.0").is_dir() and (
-            not a.only or "tesseract-ppocrv6" in a.only.split(";")):
+    tesseract = next((v for v in ("v1.1.0", "v1.0.0") if (settings.models_dir / "tesseract-ppocrv6" / v).is_dir()), None)
+    if tesseract and (not a.only or "tesseract-ppocrv6" in a.only.split(";")):
         from photoscout.app import Photoscout
         from photoscout.registry import lifecycle
 
         with Photoscout.open(a.home.expanduser()) as ps:
-            model = ps.models.get(lifecycle.get(ps.db, "tesseract-ppocrv6@v1.0.0"))
+            # pages, receipts and screenshots are no scene photos: v1.1.0 reads them as v1.0.0 does
+            model = ps.models.get(lifecycle.get(ps.db, f"tesseract-ppocrv6@{tesseract}"))
             from PIL import Image
 
             model.read([Image.new("RGB", (64, 64))])  # type: ignore[attr-defined]  # loads it

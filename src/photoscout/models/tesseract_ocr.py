@@ -5,7 +5,8 @@ reads clean print (pages, receipts, screenshots) about five times faster than PP
 same dictionary words (``benchmarks/bench_ocr.py``). It is weak on scene text, small or light-on-dark type and
 graphics: there it finds nothing or reads with a low word confidence. A photo where Tesseract finds no word, or
 where its words' mean confidence is under ``min_confidence``, is read again by PP-OCR (the files and settings of
-rapidocr-ppocrv6@v1.1.0), whose answer is kept; so no photo that PP-OCR alone would read comes out empty.
+rapidocr-ppocrv6@v1.1.0), whose answer is kept; so no photo that PP-OCR alone would read comes out empty. A scene
+photo's flag goes on to PP-OCR, which detects its text at a lower size where the config says so (v1.1.0).
 
 Tesseract runs single-threaded per page; ``read`` spreads the images over one Tesseract per core (threads: the
 engine releases the GIL), and the PP-OCR fallback, which uses every core itself, runs one photo at a time.
