@@ -146,7 +146,8 @@ def main() -> None:
             out[f] = " ".join(result.txts or ())
         seconds[name] = (time.perf_counter() - t) / len(files)
         texts[name] = out
-    tesseract = next((v for v in ("v1.1.0", "v1.0.0") if (settings.models_dir / "tesseract-ppocrv6" / v).is_dir()), None)
+    installed = [v for v in ("v1.1.0", "v1.0.0") if (settings.models_dir / "tesseract-ppocrv6" / v).is_dir()]
+    tesseract = installed[0] if installed else None
     if tesseract and (not a.only or "tesseract-ppocrv6" in a.only.split(";")):
         from photoscout.app import Photoscout
         from photoscout.registry import lifecycle
