@@ -38,6 +38,9 @@ class RapidOcr(OcrModel):
             params["Cls.model_path"] = str(self.artifact("cls"))
         self.det_max_side = int(self.spec.config.get("det_max_side", 0))
         self.scene_min_side = int(self.spec.config.get("scene_det_min_side", 0)) or DET_MIN_SIDE
+        if self.scene_min_side != DET_MIN_SIDE and not self.det_max_side:
+            raise ValueError(f"{self.spec.name}@{self.spec.version}: scene_det_min_side needs det_max_side (detection "
+                             "is sized per image only then)")
         self.engine = RapidOCR(params=params)
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
         if self.det_max_side:  # the detector loads on first use; its size limits are set per image
