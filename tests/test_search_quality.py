@@ -118,3 +118,39 @@ def test_quoted_phrases_are_parsed_and_checked() -> None:
         printed_phrases(" ".join(f'"w{i}"' for i in range(9)))
     with pytest.raises(InvalidParameter, match="no letters or digits"):
         Filters(printed=("  ",)).check()
+
+
+def test_quoted_words_are_squeezed_by_the_same_rule_as_the_stored_text(
+        library: tuple[Photoscout, dict[str, str]]) -> None:
+    """The stored OCR text is squeezed by PostgreSQL (``photo_text.squeezed``) and a quoted phrase was squeezed by
+    Python: the two rules disagreed off ASCII (Python keeps "½" and "²", which the database drops; Python lowers a
+    final capital sigma to "ς", the database to "σ"), so a phrase printed in the photo was not found. The phrase is
+    now squeezed by the database's own rule. The text is stored through the same upsert an OCR job uses."""
+    from photoscout.analysis.store import Outputs, store
+    from photoscout.registry.lifecycle import active
+
+    core, labels = library
+    ocr = active(core.db, "ocr")
+    assert ocr is not None
+    photo = next(p for p, label in labels.items() if label == "pizza")
+    photo_id = core.photo(photo)["id"]
+    before = core.photo(photo_id)["ocr_text"]
+    printed = "CRÈME BRÛLÉE ½ PRICE\nΟΔΟΣ ΣΤΑΔΙΟΥ 10m²"
+    outputs = Outputs()
+    outputs.add("text", photo_id, ocr.id, printed, 0.9)
+    store(core.db, outputs)
+    try:
+        for phrase in ("crème brûlée", "ΟΔΟΣ", "οδος σταδιου", "10m²", "ΣΤΑΔΙΟΥ 10M²"):
+            hits = core.search(f'"{phrase}"', limit=5).hits
+            assert [h.path for h in hits] == [photo], (phrase, [h.path for h in hits])
+        # "½" is no letter or digit to the database, in the stored text as in the phrase: "½ price" is "price" there
+        assert photo in [h.path for h in core.search('"½ price"', limit=20).hits]
+        assert core.search('"crème brûlées"', limit=5).hits == []
+        assert core.search('"²"', limit=5).hits == []  # nothing the stored text keeps: found nowhere, not everywhere
+    finally:
+        with core.db.connection() as conn:
+            if before is None:
+                conn.execute("DELETE FROM photo_text WHERE photo_id = %s AND model_id = %s", (photo_id, ocr.id))
+            else:
+                conn.execute("UPDATE photo_text SET text = %s WHERE photo_id = %s AND model_id = %s",
+                             (before, photo_id, ocr.id))

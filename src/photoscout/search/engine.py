@@ -352,12 +352,13 @@ class SearchEngine:
                 f"AND m.status = 'active', to_tsquery('simple', %s) q "
                 f"WHERE t.tsv @@ q AND {where} ORDER BY ts_rank(t.tsv, q, 1) DESC LIMIT %s",
                 [" | ".join(f"{t}:*" for t in terms), *params, limit]).fetchall()
-            inside = [f"%{t}%" for t in terms if len(t) >= SQUEEZED_MIN]
+            inside = [t for t in terms if len(t) >= SQUEEZED_MIN]
             if inside and len(rows) < limit:  # the squeezed text is scanned (no index): only when needed
                 rows += conn.execute(
                     f"SELECT t.photo_id, left(regexp_replace(t.text, '\\s+', ' ', 'g'), 80) FROM photo_text t "
                     f"JOIN photos p ON p.id = t.photo_id JOIN model_registry m ON m.id = t.model_id "
-                    f"AND m.status = 'active' WHERE {where} AND t.squeezed LIKE ANY(%s) "
+                    f"AND m.status = 'active' WHERE {where} AND t.squeezed LIKE ANY("
+                    f"SELECT '%%' || ocr_squeeze(w) || '%%' FROM unnest(%s::text[]) w WHERE ocr_squeeze(w) <> '') "
                     f"AND t.photo_id <> ALL(%s) ORDER BY length(t.squeezed), t.photo_id LIMIT %s",
                     [*params, inside, [r[0] for r in rows], limit - len(rows)]).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]

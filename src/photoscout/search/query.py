@@ -38,7 +38,9 @@ def ocr_terms(text: str) -> list[str]:
 
 def squeeze(text: str) -> str:
     """Lower case with everything but letters and digits left out: how OCR text is compared where its spacing and
-    punctuation cannot be trusted ("TOT AL", "AMOUNTDUE"); the same as the ``photo_text.squeezed`` column."""
+    punctuation cannot be trusted ("TOT AL", "AMOUNTDUE"). Only to refuse a phrase with nothing to look for: the
+    comparison itself squeezes both sides with the database's ``ocr_squeeze`` (``sql/0010_one_squeeze_rule.sql``),
+    whose letters and digits differ from Python's off ASCII."""
     return "".join(re.findall(r"[^\W_]+", text.lower()))
 
 
@@ -92,10 +94,11 @@ class Filters:
             params.append(f"%{self.camera}%")
         if self.has_text:
             where.append("EXISTS (SELECT 1 FROM photo_text t WHERE t.photo_id = p.id)")
-        for phrase in self.printed:  # squeezed: letters and digits only, so nothing in it is a LIKE wildcard
+        for phrase in self.printed:  # squeezed by the stored text's own rule; letters and digits are no wildcards
             where.append("EXISTS (SELECT 1 FROM photo_text t JOIN model_registry m ON m.id = t.model_id "
-                         "AND m.status = 'active' WHERE t.photo_id = p.id AND t.squeezed LIKE %s)")
-            params.append(f"%{squeeze(phrase)}%")
+                         "AND m.status = 'active' WHERE t.photo_id = p.id AND ocr_squeeze(%s) <> '' "
+                         "AND t.squeezed LIKE '%%' || ocr_squeeze(%s) || '%%')")
+            params += [phrase, phrase]
         return " AND ".join(where), params
 
     def check(self) -> None:
