@@ -357,8 +357,8 @@ class SearchEngine:
                 rows += conn.execute(
                     f"SELECT t.photo_id, left(regexp_replace(t.text, '\\s+', ' ', 'g'), 80) FROM photo_text t "
                     f"JOIN photos p ON p.id = t.photo_id JOIN model_registry m ON m.id = t.model_id "
-                    f"AND m.status = 'active' WHERE {where} AND t.squeezed LIKE ANY("
-                    f"SELECT '%%' || ocr_squeeze(w) || '%%' FROM unnest(%s::text[]) w WHERE ocr_squeeze(w) <> '') "
+                    f"AND m.status = 'active' WHERE {where} AND t.squeezed LIKE ANY(ARRAY("  # ARRAY(): once, not by row
+                    f"SELECT '%%' || ocr_squeeze(w) || '%%' FROM unnest(%s::text[]) w WHERE ocr_squeeze(w) <> '')) "
                     f"AND t.photo_id <> ALL(%s) ORDER BY length(t.squeezed), t.photo_id LIMIT %s",
                     [*params, inside, [r[0] for r in rows], limit - len(rows)]).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
