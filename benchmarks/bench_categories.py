@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from benchmarks.genlib import DATASET
-from photoscout.analysis.categories import DEFAULT_CATEGORIES
+from photoscout.analysis.category_rules import DEFAULT_CATEGORIES
 from photoscout.app import Photoscout
 
 KIND_OF_LABEL = {"receipt": "receipts", "document_page": "pages"}

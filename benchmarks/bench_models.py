@@ -26,9 +26,9 @@ from photoscout.analysis.decode import load_images, prefetched
 from photoscout.analysis.photos import PhotoRow, pending_photos
 from photoscout.analysis.runner import run_models
 from photoscout.app import Photoscout
+from photoscout.common.imaging import load_rgb
 from photoscout.config import load_settings
 from photoscout.database import Database
-from photoscout.imaging import load_rgb
 from photoscout.library import scanner
 from photoscout.models.cache import ModelCache
 from photoscout.models.conse import preprocess

@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks.genlib import DATASET
+from photoscout.common.imaging import load_rgb
 from photoscout.config import load_settings
-from photoscout.imaging import load_rgb
 
 V4_WHEEL = ("rapidocr-onnxruntime", "1.4.4", "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf")
 WORD = re.compile(r"[A-Za-z0-9]{2,}")

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.genlib import DATASET
+from photoscout.common.imaging import load_rgb
 from photoscout.config import load_settings
 from photoscout.evaluation.metrics import average_precision, ndcg_at
-from photoscout.imaging import load_rgb
 from photoscout.models import imagenet
 from photoscout.models.base import RuntimeOptions, l2_normalize
 from photoscout.models.conse import EfficientNetRunner

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 from benchmarks.genlib import generate
+from photoscout.common.imaging import configure_pillow
 from photoscout.config import load_settings
 from photoscout.database import Database
-from photoscout.imaging import configure_pillow
 from photoscout.library import scanner
 from photoscout.library.imagefile import read_image
 

@@ -37,7 +37,7 @@ from photoscout.database import Database, indexes
 from photoscout.jobs import store
 from photoscout.registry import lifecycle, local
 from photoscout.search.engine import SearchEngine
-from photoscout.search.query import Filters
+from photoscout.search.filters import Filters
 
 PHOTOSCOUT = str(Path(sys.executable).with_name("photoscout"))
 V1 = "conse-effnetl0-minilm@v1.0.0"
@@ -154,7 +154,7 @@ def main() -> None:
         matrix = np.stack([as_array(r[1]) for r in rows])
         masks = {"none": np.ones(len(rows), bool), "sel10": np.array(["sel10" in r[2] for r in rows]),
                  "sel1": np.array(["sel1" in r[2] for r in rows])}
-        embedder = engine._embedder(v1)
+        embedder = engine.embedder(v1)
         qvecs = embedder.embed_texts(QUERIES)
         for ref, label in ((V1, v1.config.get("storage", "vector")), (half.ref, other)):
             model = lifecycle.get(db, ref)
@@ -164,7 +164,7 @@ def main() -> None:
                 for q, text in zip(qvecs, QUERIES, strict=True):
                     sims = matrix[mask] @ q
                     truth = set(all_ids[mask][np.argsort(-sims)[:10]].tolist())
-                    got, exact = engine._nearest(model, q, filters, 10)
+                    got, exact = engine.nearest(model, q, filters, 10)
                     exact_used += exact
                     recalls.append(len(truth & {pid for pid, _ in got}) / 10)
                     engine._cache.clear()  # end to end, query embedding included (no cache)

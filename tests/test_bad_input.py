@@ -9,9 +9,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from photoscout.common.imaging import configure_pillow
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.imaging import configure_pillow
 from photoscout.library import catalog, scanner
 from photoscout.library.imagefile import ImageFault, read_image
 from tests.conftest import DATASET, copy_sample

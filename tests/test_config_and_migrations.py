@@ -7,10 +7,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from photoscout.common.errors import PhotoscoutError
 from photoscout.config import load_settings
 from photoscout.database import Database, migrations
 from photoscout.database.embedded import EmbeddedServer
-from photoscout.errors import PhotoscoutError
 from tests.conftest import _new_database
 
 

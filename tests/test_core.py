@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from photoscout.app import Photoscout
+from photoscout.common.errors import InvalidParameter, PhotoscoutError
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.errors import InvalidParameter, PhotoscoutError
 from photoscout.rollout.promotion import PromotionRefused
 from tests.tiny_models import build_tiny_owlvit, build_tiny_siglip
 

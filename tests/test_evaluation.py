@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from photoscout.app import Photoscout
+from photoscout.common.errors import PhotoscoutError
 from photoscout.config import Settings, load_settings
 from photoscout.database import Database
-from photoscout.errors import PhotoscoutError
 from photoscout.evaluation import metrics, runner, sets
 from photoscout.evaluation.report import log_evaluation
 from photoscout.jobs import store

@@ -24,10 +24,10 @@ from pgvector import HalfVector
 
 from photoscout.analysis.store import Outputs
 from photoscout.analysis.store import store as store_outputs
+from photoscout.common.errors import DatabaseUnavailable, EnvironmentProblem, PhotoscoutError
 from photoscout.config import Settings, load_settings
 from photoscout.database import Database
 from photoscout.database.embedded import EmbeddedServer
-from photoscout.errors import DatabaseUnavailable, EnvironmentProblem, PhotoscoutError
 from photoscout.jobs import store
 from photoscout.jobs.worker import Worker
 from photoscout.library import scanner

@@ -340,7 +340,7 @@ def test_index_recall_against_exact_search(db: Database, home: Path, pg_server: 
     case for any ANN index (HNSW: 0.57 on such data); the 100k benchmark measures the realistic figure (1.000)."""
     from photoscout.database import indexes
     from photoscout.search.engine import SearchEngine
-    from photoscout.search.query import Filters
+    from photoscout.search.filters import Filters
 
     v1_here = lifecycle.get(db, V1)
     real = np.stack(list(_vectors(db, V1).values()))
@@ -372,7 +372,7 @@ def test_index_recall_against_exact_search(db: Database, home: Path, pg_server: 
             conn.execute("ANALYZE photos")
         assert indexes.ensure(db2, v1) and indexes.info(db2, v1)["lists"] == 173  # type: ignore[index]
         engine = SearchEngine(db2, settings)
-        queries = engine._embedder(v1).embed_texts(["a dog", "a receipt", "pizza", "a laptop", "a car", "a face",
+        queries = engine.embedder(v1).embed_texts(["a dog", "a receipt", "pizza", "a laptop", "a car", "a face",
                                                     "a screenshot", "a boat", "a cat", "an elephant"])
         id_arr = np.array(ids)
         stored = vecs.astype(np.float16).astype(np.float32)  # exact search over what is stored (halfvec)
@@ -382,7 +382,7 @@ def test_index_recall_against_exact_search(db: Database, home: Path, pg_server: 
             for q in queries:
                 truth = set(id_arr[mask][np.argsort(-(stored[mask] @ q.astype(np.float16).astype(np.float32)))[:10]]
                             .tolist())
-                got, exact = engine._nearest(v1, q, Filters(category=keep), 10)
+                got, exact = engine.nearest(v1, q, Filters(category=keep), 10)
                 assert len(got) == 10 and exact == (name == "sel1")
                 recalls.append(len(truth & {p for p, _ in got}) / 10)
             print(f"recall@10 {name}: {np.mean(recalls):.3f}")

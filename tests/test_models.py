@@ -10,19 +10,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photoscout.analysis import categories, fewshot
+from photoscout.analysis import category_rules, fewshot
 from photoscout.analysis.store import as_array
 from photoscout.app import Photoscout
+from photoscout.common.errors import PhotoscoutError
+from photoscout.common.imaging import load_rgb
 from photoscout.config import Settings, load_settings
 from photoscout.database import Database
-from photoscout.errors import PhotoscoutError
-from photoscout.imaging import load_rgb
 from photoscout.jobs.enrich import enrich
 from photoscout.library import catalog, scanner
 from photoscout.models import artifacts, factory
 from photoscout.models.cache import ModelCache
 from photoscout.registry import builtin, lifecycle
 from photoscout.rollout import activation
+from photoscout.search.query import named_categories
 from tests.conftest import DATASET, _new_database, run_cli, sample_rows
 
 SAMPLE = {"apple_pie": 2, "baklava": 2, "bibimbap": 2, "beignets": 2,
@@ -143,7 +144,7 @@ def test_the_default_ocr_reads_print_with_tesseract_and_the_rest_with_pp_ocr(lib
     lines = texts[0].text.splitlines()
     assert "TOTAL" in texts[0].text.upper() and 0.5 <= texts[0].confidence <= 1
     # one block of text keeps each amount on its item's line: the receipt rule sees them
-    assert sum(bool(categories._AMOUNT.search(line)) for line in lines) >= 3
+    assert sum(bool(category_rules._AMOUNT.search(line)) for line in lines) >= 3
     assert len(texts[1].text.split()) >= 10  # PP-OCR read what Tesseract could not
     assert texts[2].text == "" and texts[2].boxes == 0
     assert [b.ref for b in builtin.choose(["rapidocr-ppocrv6@v1.1.0"])] == ["rapidocr-ppocrv6@v1.1.0"]
@@ -272,7 +273,7 @@ def test_a_wide_version_is_indexed_on_its_leading_part(library: tuple) -> None:
     candidates it gives are re-ranked by the whole vector, so the order is the exact cosine order."""
     from photoscout.database import indexes
     from photoscout.search.engine import SearchEngine
-    from photoscout.search.query import Filters
+    from photoscout.search.filters import Filters
 
     settings, db, files = library
     reg = lifecycle.active(db, "embedding")
@@ -292,7 +293,7 @@ def test_a_wide_version_is_indexed_on_its_leading_part(library: tuple) -> None:
         exact = ids[np.argsort(-(vecs @ query) / np.linalg.norm(vecs, axis=1))][:8].tolist()
         with db.connection() as conn:
             conn.execute("SET LOCAL enable_seqscan = off")  # the index, even on a small library
-            got, was_exact = engine._nearest(reg, query, Filters(), 8, conn=conn)
+            got, was_exact = engine.nearest(reg, query, Filters(), 8, conn=conn)
         assert not was_exact and [pid for pid, _sim in got] == exact
 
 
@@ -358,7 +359,7 @@ def test_search_text_image_ocr_and_filters(library: tuple) -> None:
 
     from photoscout.database import indexes
     from photoscout.search.engine import SearchEngine
-    from photoscout.search.query import Filters
+    from photoscout.search.filters import Filters
 
     settings, db, files = library
     assert indexes.exists(db, lifecycle.active(db, "embedding"))  # built after index's model run
@@ -401,14 +402,14 @@ def test_a_query_naming_a_kind_of_document_finds_that_kind_first(library: tuple)
     """#14: "a printed page of text" names pages, not receipts (both documents); "a web page" names screenshots,
     not the pages its word "page" would; whole words only ("billboard" names no bill)."""
     settings, db, files = library
-    assert categories.named_in("a printed page of text") == ["pages"]
-    assert categories.named_in("a shop receipt with the total") == ["receipts"]
-    assert categories.named_in("a computer screen with a web page") == ["screenshots"]
-    assert categories.named_in("documents") == ["documents"]
-    assert categories.named_in("a billboard") == [] and categories.named_in("vehicles") == ["vehicles"]
+    assert named_categories("a printed page of text") == ["pages"]
+    assert named_categories("a shop receipt with the total") == ["receipts"]
+    assert named_categories("a computer screen with a web page") == ["screenshots"]
+    assert named_categories("documents") == ["documents"]
+    assert named_categories("a billboard") == [] and named_categories("vehicles") == ["vehicles"]
     # a kind within a category the image classifier tells does not name it (search_quality tests why)
-    assert categories.named_in("cars") == [] and categories.named_in("headphones") == []
-    assert categories.named_in("electronic gadgets") == ["electronics"]
+    assert named_categories("cars") == [] and named_categories("headphones") == []
+    assert named_categories("electronic gadgets") == ["electronics"]
     with Photoscout(settings, db=db) as ps:
         for query, label in (("a printed page of text", "document_page"), ("a page from a manual", "document_page"),
                              ("a receipt", "receipt")):
@@ -429,7 +430,7 @@ def test_categories_follow_new_rules_on_the_next_index(library: tuple) -> None:
     assert "receipts" in catalog.get_photo(db, receipt)["categories"]
     with db.connection() as conn:
         row = conn.execute("SELECT version FROM category_rules").fetchone()
-    assert row is not None and row[0] == categories.RULES_VERSION
+    assert row is not None and row[0] == category_rules.RULES_VERSION
 
 
 def test_search_cli_errors_without_traceback(tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from photoscout.app import Photoscout
+from photoscout.common.errors import DatabaseUnavailable, PhotoscoutError
 from photoscout.config import Settings, load_settings
 from photoscout.database import Database, indexes
-from photoscout.errors import DatabaseUnavailable, PhotoscoutError
 from photoscout.evaluation import runner, sets
 from photoscout.jobs import store
 from photoscout.jobs.worker import Worker

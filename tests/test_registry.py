@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from photoscout.common.errors import PhotoscoutError
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.errors import PhotoscoutError
 from photoscout.models import factory
 from photoscout.models.base import EmbeddingModel, RuntimeOptions
 from photoscout.registry import lifecycle, local

@@ -140,7 +140,7 @@ def test_data_dir_inside_scanned_folder_is_skipped(tmp_path: Path, pg_server: ob
 
 
 def test_unknown_root_is_a_clear_error(db: Database, settings: Settings, tmp_path: Path) -> None:
-    from photoscout.errors import PhotoscoutError
+    from photoscout.common.errors import PhotoscoutError
 
     with pytest.raises(PhotoscoutError, match="no such file or folder"):
         scanner.scan(db, settings, [tmp_path / "nope"])

@@ -12,10 +12,11 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from photoscout.app import Photoscout
+from photoscout.common.errors import InvalidParameter
 from photoscout.config import load_settings
-from photoscout.errors import InvalidParameter
 from photoscout.evaluation.metrics import average_precision
-from photoscout.search.query import Filters, printed_phrases, squeeze
+from photoscout.search.filters import Filters
+from photoscout.search.query import printed_phrases, squeeze
 from tests.conftest import DATASET, _new_database, sample_rows
 
 SAMPLE = {"headphone": 10, "cellphone": 10, "camera": 8, "laptop": 8, "pizza": 3, "receipt": 2, "other": 4}

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from photoscout.common.errors import DatabaseUnavailable, PhotoscoutError
 from photoscout.config import Settings, load_settings
 from photoscout.database import Database, migrations
 from photoscout.database.embedded import EmbeddedServer
-from photoscout.errors import DatabaseUnavailable, PhotoscoutError
 from photoscout.jobs import store
 from photoscout.jobs.worker import Worker
 from photoscout.library import scanner

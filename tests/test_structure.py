@@ -21,7 +21,7 @@ from photoscout.database.schema import OUTPUT_TABLES, PHOTO_OUTPUT_TABLES
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "photoscout"
 # Lowest first: a unit may import only units above it in this list (and itself).
-LAYERS = ["photoscout", "errors", "progress", "config", "database", "imaging", "models", "registry", "library",
+LAYERS = ["photoscout", "common", "config", "database", "models", "registry", "library",
           "analysis", "jobs", "search", "evaluation", "rollout", "maintenance", "app", "client", "web", "cli"]
 FACES = {"web", "cli"}  # the CLI may start the web face (``serve``); the web face never imports the CLI
 CORE_ENTRY = "app"

@@ -220,7 +220,7 @@ def test_a_job_runs_in_the_server_with_progress(client: TestClient) -> None:
             break
         time.sleep(0.3)
     assert state["status"] == "completed", state
-    assert state["progress"]["done"] == 40 and state["progress"]["rate_per_s"] and state["server_error"] is None
+    assert state["progress"]["done"] == 40 and state["progress"]["rate_per_s"] and state["last_error"] is None
     with client.stream("GET", f"/api/v1/jobs/{job['id']}/events") as events:
         lines = [line for line in events.iter_lines() if line.startswith("data: ")]
     assert len(lines) == 1 and '"completed"' in lines[0]  # an ended job: one event, then the stream ends
@@ -260,10 +260,11 @@ def test_compare_promote_and_rollback(client: TestClient) -> None:
     assert "gate refused" in refused.json()["gate"]["summary"]
     forced = client.post(f"/api/v1/models/{RANDOM}/promote", json={"force": True, "reason": "web test"},
                          headers=WRITE)
-    assert forced.status_code == 200 and forced.json()["status"] == "active", forced.text
+    assert forced.status_code == 200 and forced.json()["model"]["status"] == "active", forced.text
+    assert forced.json()["promoted"] is True and forced.json()["model"]["ref"] == RANDOM
     assert client.get("/api/v1/search", params={"q": "food", "limit": 1}).json()["model"] == RANDOM
     back = client.post("/api/v1/models/rollback", json={"type": "embedding"}, headers=WRITE)
-    assert back.json() == {"active": V1, "was": RANDOM}
+    assert back.json()["active"]["ref"] == V1 and back.json()["replaced"]["ref"] == RANDOM
     history = client.get("/api/v1/history", params={"model": RANDOM}).json()
     reasons = [h["reason"] for h in history][-2:]
     assert "forced past the gate: web test" in reasons[0] and "rollback from the web UI" in reasons[1], reasons
@@ -346,11 +347,14 @@ def test_cli_search_uses_a_running_server_and_version_stays_light(home: Path) ->
         import json
 
         answer = json.loads(found.stdout)
-        assert answer["server"] == f"http://127.0.0.1:{port}" and len(answer["results"]) == 3
+        assert f"asked the running server at http://127.0.0.1:{port}" in found.stderr and len(answer["results"]) == 3
         local = subprocess.run([PHOTOSCOUT, "search", "food", "--json", "-n", "3", "--no-server"], env=env,
                                capture_output=True, text=True, timeout=120)
-        assert [r["photo_id"] for r in json.loads(local.stdout)["results"]] == \
-            [r["photo_id"] for r in answer["results"]]
+        alone = json.loads(local.stdout)
+        assert [r["photo_id"] for r in alone["results"]] == [r["photo_id"] for r in answer["results"]]
+        # one result shape: through the server or not, the CLI's --json has the API's fields, nothing added
+        assert set(alone) == set(answer) and set(alone["results"][0]) == set(answer["results"][0])
+        assert alone["next_offset"] == answer["next_offset"] == 3 and alone["limit"] == 3
         second = subprocess.run([PHOTOSCOUT, "serve", "--port", str(port)], env=env, capture_output=True,
                                 text=True, timeout=60)
         assert second.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in second.stderr

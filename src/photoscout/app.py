@@ -17,16 +17,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from photoscout.analysis import categories, fewshot
+from photoscout.analysis import category_rules, fewshot
 from photoscout.analysis.photos import done_count
+from photoscout.common.errors import DatabaseUnavailable, EnvironmentProblem, NotFound, PhotoscoutError
+from photoscout.common.progress import Progress
 from photoscout.config import Settings, hide_password, load_settings
 from photoscout.database import EMBEDDED_DB_NAME, Database, indexes, migrations, redact
 from photoscout.database.embedded import EmbeddedServer
-from photoscout.errors import DatabaseUnavailable, EnvironmentProblem, NotFound, PhotoscoutError
 from photoscout.evaluation import marks, results, runner
 from photoscout.jobs import executors, store
 from photoscout.jobs.enrich import EnrichSummary, enrich
 from photoscout.jobs.executors import Dispatched
+from photoscout.jobs.states import KIND_FOR_TYPE, JobStatus
 from photoscout.library import catalog, media, scanner
 from photoscout.library.scanner import ScanSummary
 from photoscout.maintenance import backup, disk, doctor, prune
@@ -34,13 +36,13 @@ from photoscout.maintenance.prune import PruneReport
 from photoscout.models import artifacts
 from photoscout.models.cache import ModelCache
 from photoscout.models.onnx_runtime import device_report
-from photoscout.progress import Progress
 from photoscout.registry import builtin, decisions, lifecycle, local
 from photoscout.registry.lifecycle import RegisteredModel
-from photoscout.rollout import activation, promotion
+from photoscout.rollout import actions, activation, promotion
 from photoscout.search import compare
-from photoscout.search.engine import SearchEngine, SearchResult
-from photoscout.search.query import Filters
+from photoscout.search.engine import SearchEngine
+from photoscout.search.filters import Filters
+from photoscout.search.results import Hit, SearchResult
 
 
 class Photoscout:
@@ -112,6 +114,30 @@ class Photoscout:
         return self.engine.search(text, image=image, similar_to=similar_to, limit=limit, offset=offset,
                                   filters=filters, model_ref=model)
 
+    def browse(self, *, folder: str | None = None, limit: int = 40, offset: int = 0) -> SearchResult:
+        """The library in folder order (no query), in the shape of a search's page: every photo reachable."""
+        rows = catalog.list_photos(self.db, limit=limit, offset=offset, folder=folder)
+        hits = [Hit(r["id"], r["path"], 0.0, [], None, r["thumbnail"], r["categories"], r["taken_at"]) for r in rows]
+        return SearchResult(None, hits, {}, True, offset, limit, capped=False)
+
+    def neighbours(self, photo_id: int, text: str, rank: int) -> dict[str, Any]:
+        """The results before and after a photo seen at ``rank`` of a search for ``text`` (``previous``, ``next``:
+        photo and rank, or None); none when nothing can be searched (no embeddings)."""
+        try:
+            before, after = self.engine.around(text, photo_id, rank)
+        except PhotoscoutError:
+            before = after = None
+        return {"previous": {"photo_id": before[0], "rank": before[1]} if before else None,
+                "next": {"photo_id": after[0], "rank": after[1]} if after else None}
+
+    def similar(self, photo_id: int, limit: int = 12) -> list[Hit]:
+        """Photos like a library photo, itself left out; none when it has no vector of the active version."""
+        try:
+            hits = self.search(similar_to=photo_id, limit=limit + 1).hits
+        except PhotoscoutError:
+            return []
+        return [h for h in hits if h.photo_id != photo_id][:limit]
+
     def compare(self, text: str, right: str, *, left: str | None = None, limit: int = 20,
                 filters: Filters | None = None) -> dict[str, Any]:
         """Two versions' answers side by side (``left``: the active one unless named); differing results marked."""
@@ -119,7 +145,7 @@ class Photoscout:
 
     def facets(self) -> dict[str, Any]:
         """What a search can be narrowed by: the photo categories, the few-shot classes, the embedding versions."""
-        return {"categories": list(categories.DEFAULT_CATEGORIES), "classes": [c["name"] for c in self.classes()],
+        return {"categories": list(category_rules.DEFAULT_CATEGORIES), "classes": [c["name"] for c in self.classes()],
                 "models": [{"ref": m.ref, "status": m.status} for m in lifecycle.list_models(self.db, type_="embedding")
                            if m.status != "disabled"]}
 
@@ -217,7 +243,10 @@ class Photoscout:
 
     # -- models -------------------------------------------------------------------------------------------
     def models_list(self, type_: str | None = None) -> list[dict[str, Any]]:
-        return [lifecycle.describe(self.settings, m) for m in lifecycle.list_models(self.db, type_=type_)]
+        """Every version (of ``type_``) with its artifact bytes and the actions it allows now (``actions``)."""
+        found = lifecycle.list_models(self.db, type_=type_)
+        allowed = actions.for_models(self.db, found)
+        return [{**lifecycle.describe(self.settings, m), "actions": allowed[m.ref]} for m in found]
 
     def model(self, ref: str) -> RegisteredModel:
         return lifecycle.get(self.db, ref)
@@ -226,9 +255,10 @@ class Photoscout:
         """A model's entry, artifacts (files, sizes, SHA-256, source), history, the photos it has run on, and what
         running it on the others would cost (from what was measured; nothing is measured now)."""
         m = lifecycle.get(self.db, ref)
-        missing = store.plan_job(self.db, kind=store.KIND_FOR_TYPE[m.type], model_ref=m.ref, missing_only=True) \
+        missing = store.plan_job(self.db, kind=KIND_FOR_TYPE[m.type], model_ref=m.ref, missing_only=True) \
             if m.status != "disabled" else None
-        return {**lifecycle.describe(self.settings, m, files=True), "history": lifecycle.history(self.db, m.ref),
+        return {**lifecycle.describe(self.settings, m, files=True), "actions": actions.for_models(self.db, [m])[m.ref],
+                "history": lifecycle.history(self.db, m.ref),
                 "photos_done": done_count(self.db, m.id),
                 "estimate_missing": disk.estimate(self.db, self.settings, m, len(missing.photo_ids),
                                                   measure=False).as_dict() if missing else None}
@@ -270,16 +300,18 @@ class Photoscout:
         return lifecycle.disable(self.db, ref, reason=reason)
 
     def rollback(self, type_: str = "embedding", purpose: str = "default", *, reason: str = "rollback by user",
-                 progress: Progress | None = None) -> tuple[RegisteredModel, RegisteredModel]:
+                 progress: Progress | None = None) -> activation.Rollback:
+        """The version that was active before the current one is active again (``.as_dict()``: what every face
+        shows); it unpacks as (restored, replaced)."""
         return activation.rollback(self.db, self.settings, type_, purpose, reason=reason, progress=progress)
 
     def promotion_check(self, ref: str) -> promotion.GateResult:
         """What the gate would decide (nothing changes)."""
         return promotion.check(self.db, self.settings, ref)
 
-    def promote(self, ref: str, *, force: bool = False, reason: str | None = None
-                ) -> tuple[RegisteredModel, promotion.GateResult]:
-        """Through the gate; ``PromotionRefused`` when it says no (unless forced with a reason)."""
+    def promote(self, ref: str, *, force: bool = False, reason: str | None = None) -> promotion.Promotion:
+        """Through the gate; ``PromotionRefused`` (its ``details()``: the verdict) when it says no, unless forced
+        with a reason. It unpacks as (model, gate)."""
         return promotion.promote(self.db, self.settings, ref, force=force, reason=reason)
 
     def prune_model(self, ref: str, *, reason: str = "pruned by user") -> PruneReport:
@@ -346,7 +378,7 @@ class Photoscout:
 
     def job_kinds(self) -> dict[str, str]:
         """The job kind that runs each model type."""
-        return dict(store.KIND_FOR_TYPE)
+        return {t: str(k) for t, k in KIND_FOR_TYPE.items()}
 
     def create_job(self, kind: str, model: str, *, missing_only: bool = False, sample_count: int | None = None,
                    sample_fraction: float | None = None, seed: int = 0) -> dict[str, Any]:
@@ -360,7 +392,7 @@ class Photoscout:
         """Hand a job to the executor (nothing to do for a completed one); the job as it stands after that, and
         what the executor did."""
         dispatched = None
-        if store.get_job(self.db, job_id)["status"] != "completed":
+        if store.get_job(self.db, job_id)["status"] != JobStatus.COMPLETED:
             dispatched = executors.dispatch(self.db, self.settings, job_id, executor, tasks=tasks,
                                             models=self.models, progress=progress)
         return store.get_job(self.db, job_id), dispatched
@@ -388,8 +420,12 @@ class Photoscout:
         store.set_status(self.db, job_id, "resume")
         return self.run_job(job_id, executor=executor, tasks=tasks, progress=progress)
 
+    def note_job_error(self, job_id: int, message: str) -> None:
+        """Why a run of the job stopped, kept as its ``last_error`` (a job run by the server in the background)."""
+        store.note_error(self.db, job_id, message)
+
     def cancel_job(self, job_id: int) -> dict[str, Any]:
-        return store.set_status(self.db, job_id, "cancelled")
+        return store.set_status(self.db, job_id, JobStatus.CANCELLED)
 
     def retry_failed(self, job_id: int, *, executor: str = "local", progress: Progress | None = None
                      ) -> tuple[dict[str, Any], Dispatched | None]:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from photoscout.common.errors import EnvironmentProblem, PhotoscoutError
 from photoscout.config import Settings
-from photoscout.errors import EnvironmentProblem, PhotoscoutError
 
 API_PREFIX = "/api/v1"
 TOKEN_HEADER = "X-Photoscout-Token"

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from PIL import Image
 
 from photoscout.analysis.photos import PhotoRow
+from photoscout.common.imaging import load_rgb
 from photoscout.config import Settings
-from photoscout.imaging import load_rgb
 
 MODEL_MIN_SIDE = 256  # what the image models need on the shorter side
 BASE_MAX_SIDE = 640

@@ -12,9 +12,9 @@ from photoscout.analysis import categories
 from photoscout.analysis.photos import photos_by_id
 from photoscout.analysis.runner import run_models
 from photoscout.analysis.store import as_array
+from photoscout.common.errors import NotFound, PhotoscoutError
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.errors import NotFound, PhotoscoutError
 from photoscout.library import catalog
 from photoscout.models.cache import ModelCache
 from photoscout.models.prototypes import prototype

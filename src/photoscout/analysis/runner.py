@@ -2,7 +2,7 @@
 models new photos need and by background jobs for any registered version.
 
 Each photo is decoded once per batch (``decode``). OCR runs only on photos the embedding model and the cues say show
-text (``categories.wants_ocr``), on a larger copy of the original.
+text (``category_rules.wants_ocr``), on a larger copy of the original.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from pgvector import HalfVector
 from PIL import Image
 from psycopg.types.json import Jsonb
 
-from photoscout.analysis import categories
+from photoscout.analysis import category_rules
 from photoscout.analysis.decode import Loaded, load_images
 from photoscout.analysis.photos import PhotoRow
 from photoscout.analysis.store import BatchReport, Outputs, store
+from photoscout.common.imaging import load_rgb
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.imaging import load_rgb
 from photoscout.models.base import (
     CaptionModel,
     DetectorModel,
@@ -94,7 +94,7 @@ def _embed(db: Database, reg: RegisteredModel, model: EmbeddingModel, ids: list[
     half = reg.config.get("storage") == "halfvec"
     for pid, vec, info, im in zip(ids, vectors, infos, imgs, strict=True):
         p = by_id[pid]
-        cue = categories.cues(im, fmt=p.format, camera_make=p.camera_make, width=p.width)
+        cue = category_rules.cues(im, fmt=p.format, camera_make=p.camera_make, width=p.width)
         analyses[pid] = (info, cue)
         out.add("embedding_half" if half else "embedding", pid, reg.id, reg.name, reg.version,
                 HalfVector(vec) if half else vec)
@@ -180,7 +180,7 @@ def _embedder_for_regions(db: Database, models: ModelCache,
 
 def _ocr_candidates(db: Database, ids: list[int], analyses: Analyses, always: bool = False) -> dict[int, bool]:
     """Photos whose embedding analysis and cues say they show text, each with whether it is a scene photo (a camera
-    picture, where text is looked for at a lower size: ``categories.in_scene``). Without an analysis in this batch
+    picture, where text is looked for at a lower size: ``category_rules.in_scene``). Without an analysis in this batch
     the stored one of the active embedding model is used; without any, OCR runs in full (better slow than blind).
     ``always``: every photo is read, scene photos still at the lower size."""
     missing = [i for i in ids if i not in analyses]
@@ -201,6 +201,6 @@ def _ocr_candidates(db: Database, ids: list[int], analyses: Analyses, always: bo
         else:
             out[pid] = False
             continue
-        if always or categories.wants_ocr(cue, likelihood):
-            out[pid] = categories.in_scene(cue)
+        if always or category_rules.wants_ocr(cue, likelihood):
+            out[pid] = category_rules.in_scene(cue)
     return out

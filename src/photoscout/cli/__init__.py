@@ -24,7 +24,7 @@ from photoscout.cli.maintenance import disk_command, doctor_command, prune_comma
 from photoscout.cli.models import models_app
 from photoscout.cli.search import search_command
 from photoscout.cli.serve import serve_command
-from photoscout.errors import PhotoscoutError
+from photoscout.common.errors import PhotoscoutError
 
 app = typer.Typer(
     name="photoscout",

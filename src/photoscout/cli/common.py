@@ -26,7 +26,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from photoscout.errors import InvalidParameter, PhotoscoutError
+from photoscout.common.errors import InvalidParameter, PhotoscoutError
 
 if TYPE_CHECKING:
     from photoscout.app import Photoscout

@@ -17,7 +17,6 @@ jobs_app = typer.Typer(help="Background jobs: compute a model's outputs for all,
                        no_args_is_help=True)
 JobArg = Annotated[int, typer.Argument(help="Job id.")]
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (this process) or celery (workers).")]
-FINISHED = ("completed", "failed", "cancelled")
 
 
 def _show(job: dict[str, Any]) -> None:
@@ -49,7 +48,8 @@ def _queued(job_id: int, dispatched: Dispatched | None) -> None:
 
 @jobs_app.command("start")
 def start_cmd(
-    kind: Annotated[str, typer.Argument(help="embed, detect, ocr, caption or features (matches the model's type).")],
+    kind: Annotated[str, typer.Argument(help="embed, detect, ocr, caption or features (matches the model's type).",
+                                        metavar="KIND")],
     model: Annotated[str, typer.Option("--model", help="NAME@VERSION of the model to run.")],
     sample: Annotated[int | None, typer.Option("--sample", help="Only a seeded random subset of N photos.")] = None,
     sample_fraction: Annotated[float | None, typer.Option("--sample-fraction", help="Subset as a fraction.")] = None,
@@ -132,7 +132,7 @@ def status_cmd(job: JobArg, watch: Annotated[bool, typer.Option("--watch", help=
                     row = app.job(job)
                     progress.advance(row["progress"]["done"] - seen)
                     seen = row["progress"]["done"]
-                    if row["status"] in FINISHED:
+                    if row["finished"]:  # the core says when a job is over (the web page stops on it too)
                         break
                     time.sleep(1.0)
     output(row, json_out, lambda: _show(row))

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from photoscout.cli.common import JsonOption, console, core, output, print_json, progress_bar
 from photoscout.cli.evaluation import comparison_table
-from photoscout.errors import InvalidParameter, PhotoscoutError
+from photoscout.common.errors import InvalidParameter, PhotoscoutError
 from photoscout.models import MODEL_TYPES
 
 if TYPE_CHECKING:
@@ -185,9 +185,9 @@ def rollback_cmd(
 ) -> None:
     """Re-activate the model that was active before the current one, in one step."""
     with core() as app, progress_bar(not json_out, "photos") as progress:
-        restored, replaced = app.rollback(type_, purpose, reason=reason, progress=progress)
-    output({"active": restored.as_dict(), "replaced": replaced.as_dict()}, json_out,
-           lambda: console.print(f"rolled back: {restored.ref} is active again ({replaced.ref} is {replaced.status})"))
+        done = app.rollback(type_, purpose, reason=reason, progress=progress)
+    output(done.as_dict(), json_out, lambda: console.print(
+        f"rolled back: {done.active.ref} is active again ({done.replaced.ref} is {done.replaced.status})"))
 
 
 @models_app.command("promote")
@@ -212,23 +212,23 @@ def promote_cmd(
             output(gate.as_dict(), json_out, render_check)
             raise typer.Exit(0 if gate.passed else 4)
         try:
-            model, gate = app.promote(ref, force=force, reason=reason)
+            done = app.promote(ref, force=force, reason=reason)
         except PhotoscoutError as exc:
             refused: GateResult | None = getattr(exc, "gate", None)  # the gate's refusal (PromotionRefused)
             if refused is None:
                 raise
-            if json_out:
-                print_json({"promoted": False, "gate": refused.as_dict()})
+            if json_out:  # what the API answers with its 409
+                print_json({"error": str(exc), **exc.details()})
                 raise typer.Exit(exc.exit_code) from None
             _print_gate(refused)
             raise
 
     def render() -> None:
-        _print_gate(gate)
-        console.print(f"{model.ref} is now the active {model.type} model ({gate.summary()}); undo with "
-                      f"'photoscout models rollback --type {model.type}'", highlight=False)
+        _print_gate(done.gate)
+        console.print(f"{done.model.ref} is now the active {done.model.type} model ({done.gate.summary()}); undo "
+                      f"with 'photoscout models rollback --type {done.model.type}'", highlight=False)
 
-    output({"promoted": True, "model": model.as_dict(), "gate": gate.as_dict()}, json_out, render)
+    output(done.as_dict(), json_out, render)
 
 
 def _print_gate(gate: GateResult) -> None:

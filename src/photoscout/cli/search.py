@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Column, Table
 
-from photoscout.cli.common import STATE, JsonOption, console, core, find_server, output
-from photoscout.errors import InvalidParameter
-from photoscout.search.query import Filters
-
-
-def _date(value: str | None, name: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise InvalidParameter(f"{value!r} is not a date (use YYYY-MM-DD)", name) from exc
+from photoscout.cli.common import STATE, JsonOption, console, core, err_console, find_server, output
+from photoscout.common.errors import InvalidParameter
+from photoscout.search.filters import Filters
 
 
 def search_command(
@@ -43,24 +33,21 @@ def search_command(
 ) -> None:
     """Search the library by meaning, by a photo, and by the text inside photos. When a 'photoscout serve' of the
     same home runs on this machine, the question goes to it (warm: tens of milliseconds)."""
-    filters = Filters(category=category, after=_date(after, "after"), before=_date(before, "before"),
-                      path=path, camera=camera, has_text=has_text)
-    filters.check()
+    filters = Filters.parse(category=category, after=after, before=before, folder=path, camera=camera,
+                            has_text=has_text)
     if image is not None and not image.is_file():
         raise InvalidParameter(f"{image}: no such file", "image")
     server = None if no_server or image is not None or STATE.database_url else find_server()
-    if server is not None:
-        result = server.call("GET", "/search", {
-            "q": text, "limit": limit, "category": category, "after": after, "before": before, "folder": path,
-            "camera": camera, "has_text": "true" if has_text else None, "model": model})
-        result["server"] = server.url
+    if server is not None:  # the same question, in the API's words: the same answer, the same fields
+        result = server.call("GET", "/search", {"q": text, "limit": limit, "model": model, **filters.params()})
+        err_console.print(f"asked the running server at {server.url}", highlight=False)
     else:
         with core() as app:
             result = app.search(text, image=str(image) if image else None, limit=limit, filters=filters,
                                 model=model).as_dict()
 
     def render() -> None:
-        via = f", via {result['server']}" if result.get("server") else ""
+        via = f", via {server.url}" if server is not None else ""
         table = Table("#", Column("photo", overflow="fold"), "score", Column("why", overflow="fold"),
                       title=f"{len(result['results'])} results ({result['model']}, "
                             f"{result['timings_ms']['total']:.0f} ms{via})", title_justify="left")

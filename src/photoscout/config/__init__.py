@@ -20,7 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from photoscout.errors import EnvironmentProblem, PhotoscoutError
+from photoscout.common.errors import EnvironmentProblem, PhotoscoutError
 
 CONFIG_FILE_NAME = "config.toml"
 

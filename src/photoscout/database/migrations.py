@@ -10,7 +10,7 @@ from importlib import resources
 
 import psycopg
 
-from photoscout.errors import DatabaseUnavailable
+from photoscout.common.errors import DatabaseUnavailable
 
 _LOCK_KEY = 0x70686F74  # "phot"
 _NAME_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")

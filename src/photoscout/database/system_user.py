@@ -21,7 +21,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from photoscout.errors import EnvironmentProblem
+from photoscout.common.errors import EnvironmentProblem
 
 SYSTEM_USER = "pgserver"
 PUBLIC_BINARIES = Path("/var/lib/photoscout/postgresql")

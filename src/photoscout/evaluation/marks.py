@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from photoscout.common.errors import EnvironmentProblem, InvalidParameter, NotFound, PhotoscoutError
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.errors import EnvironmentProblem, InvalidParameter, NotFound, PhotoscoutError
 from photoscout.evaluation.sets import MAX_QUERY_CHARS, user_folder
 
 SET_NAME = "marked"

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from photoscout.common.errors import InvalidParameter, PhotoscoutError
+from photoscout.common.progress import NoProgress, Progress
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.errors import InvalidParameter, PhotoscoutError
 from photoscout.evaluation import metrics, report, resources, results, sets
 from photoscout.evaluation.results import EvalReport, QueryResult, SetResult
 from photoscout.evaluation.sets import Suite
-from photoscout.progress import NoProgress, Progress
 from photoscout.registry import lifecycle
 from photoscout.search.engine import SearchEngine
 

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from photoscout.common.errors import PhotoscoutError
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.errors import PhotoscoutError
 from photoscout.library.paths import like_prefix
 
 SELECTORS = ("category", "label", "folder", "paths", "class")

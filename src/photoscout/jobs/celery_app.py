@@ -13,9 +13,9 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
+from photoscout.common.errors import DatabaseUnavailable, EnvironmentProblem, PhotoscoutError
 from photoscout.config import Settings, load_settings
 from photoscout.database import Database
-from photoscout.errors import DatabaseUnavailable, EnvironmentProblem, PhotoscoutError
 
 log = logging.getLogger(__name__)
 QUEUE = "photoscout"

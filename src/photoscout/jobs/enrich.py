@@ -13,11 +13,11 @@ from photoscout.analysis import categories
 from photoscout.analysis.decode import prefetched
 from photoscout.analysis.photos import PhotoRow, pending_photos
 from photoscout.analysis.runner import run_models
+from photoscout.common.progress import NoProgress, Progress
 from photoscout.config import Settings
 from photoscout.database import Database, indexes
 from photoscout.jobs.store import candidate_model_ids, running_model_ids
 from photoscout.models.cache import ModelCache
-from photoscout.progress import NoProgress, Progress
 from photoscout.registry import lifecycle
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from photoscout.common.errors import InvalidParameter
+from photoscout.common.progress import NoProgress, Progress
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.errors import InvalidParameter
 from photoscout.jobs import store
 from photoscout.jobs.worker import Worker, WorkerStats
 from photoscout.models.cache import ModelCache
-from photoscout.progress import NoProgress, Progress
 
 EXECUTORS = ("local", "celery")
 

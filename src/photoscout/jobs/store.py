@@ -20,13 +20,12 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from photoscout.common.errors import InvalidParameter, NotFound, PhotoscoutError
 from photoscout.database import Database
-from photoscout.errors import InvalidParameter, NotFound, PhotoscoutError
+from photoscout.jobs.states import HANDED_OUT, KIND_FOR_TYPE, JobKind, JobStatus, finished, values
 from photoscout.registry import lifecycle
 
-KIND_FOR_TYPE = {"embedding": "embed", "detector": "detect", "ocr": "ocr", "captioning": "caption",
-                 "few_shot": "features"}
-ACTIVE_JOB_STATES = ("pending", "running")
+_HANDED_OUT = values(HANDED_OUT)
 
 
 def worker_id() -> str:
@@ -62,6 +61,8 @@ def plan_job(db: Database, *, kind: str, model_ref: str, missing_only: bool = Fa
         raise InvalidParameter("a sample fraction must be in (0, 1]", "sample_fraction")
     model = lifecycle.get(db, model_ref)
     expected = KIND_FOR_TYPE[model.type]
+    if kind not in set(JobKind):
+        raise InvalidParameter(f"no job kind {kind!r}; one of: {', '.join(JobKind)}", "kind")
     if kind != expected:
         raise PhotoscoutError(f"{model.ref} is a {model.type} model: its job kind is '{expected}', not '{kind}'")
     if model.status == "disabled":
@@ -89,8 +90,9 @@ def create_job(db: Database, *, kind: str, model_ref: str, missing_only: bool = 
     ids = plan.photo_ids
     with db.connection() as conn:
         row = conn.execute(
-            "INSERT INTO jobs (kind, model_id, scope, status, total_items, params) VALUES (%s, %s, %s, 'pending', %s,"
-            " %s) RETURNING id", (kind, plan.model.id, Jsonb(plan.scope), len(ids), Jsonb({"unit_size": unit_size})),
+            "INSERT INTO jobs (kind, model_id, scope, status, total_items, params) VALUES (%s, %s, %s, %s, %s, %s) "
+            "RETURNING id", (kind, plan.model.id, Jsonb(plan.scope), JobStatus.PENDING.value, len(ids),
+                             Jsonb({"unit_size": unit_size})),
         ).fetchone()
         assert row is not None
         job_id = int(row[0])
@@ -128,16 +130,16 @@ def claim(db: Database, owner: str, lease_seconds: int, job_id: int | None = Non
                    started_at = coalesce(u.started_at, now())
             WHERE u.id = (
                 SELECT c.id FROM job_units c JOIN jobs j ON j.id = c.job_id
-                WHERE j.status IN ('pending', 'running') AND (%(job)s::bigint IS NULL OR j.id = %(job)s)
+                WHERE j.status = ANY(%(handed_out)s) AND (%(job)s::bigint IS NULL OR j.id = %(job)s)
                   AND (c.state = 'pending' OR (c.state = 'leased' AND c.lease_expires_at < now()))
                 ORDER BY c.job_id, c.seq FOR UPDATE OF c SKIP LOCKED LIMIT 1)
             RETURNING u.id, u.job_id, u.seq, u.photo_ids, u.attempts,
                       (SELECT model_id FROM jobs WHERE id = u.job_id)
-            """, {"owner": owner, "lease": lease_seconds, "job": job_id}).fetchone()
+            """, {"owner": owner, "lease": lease_seconds, "job": job_id, "handed_out": _HANDED_OUT}).fetchone()
         if row is None:
             return None
-        conn.execute("UPDATE jobs SET status = 'running', started_at = coalesce(started_at, now()), "
-                     "updated_at = now() WHERE id = %s AND status = 'pending'", (row[1],))
+        conn.execute("UPDATE jobs SET status = %s, started_at = coalesce(started_at, now()), updated_at = now() "
+                     "WHERE id = %s AND status = %s", (JobStatus.RUNNING.value, row[1], JobStatus.PENDING.value))
     return Unit(row[0], row[1], row[2], list(row[3]), row[4], row[5])
 
 
@@ -192,9 +194,9 @@ def _isolate_abandoned(conn: Any, job_id: int | None, max_attempts: int) -> None
     """Units whose lease expired after ``max_attempts`` claims: their workers died holding them."""
     for unit_id, unit_job, photo_ids, attempts in conn.execute(
         "SELECT u.id, u.job_id, u.photo_ids, u.attempts FROM job_units u JOIN jobs j ON j.id = u.job_id "
-        "WHERE j.status IN ('pending', 'running') AND (%(job)s::bigint IS NULL OR j.id = %(job)s) "
+        "WHERE j.status = ANY(%(handed_out)s) AND (%(job)s::bigint IS NULL OR j.id = %(job)s) "
         "AND u.state = 'leased' AND u.lease_expires_at < now() AND u.attempts >= %(max)s "
-        "FOR UPDATE OF u SKIP LOCKED", {"job": job_id, "max": max_attempts}).fetchall():
+        "FOR UPDATE OF u SKIP LOCKED", {"job": job_id, "max": max_attempts, "handed_out": _HANDED_OUT}).fetchall():
         _isolate(conn, unit_id, unit_job, list(photo_ids), attempts,
                  f"the worker process died {attempts} times while working on it (the model crashed?)")
 
@@ -226,9 +228,9 @@ def _isolate(conn: Any, unit_id: int, job_id: int, photo_ids: list[int], attempt
 
 
 def _complete_job_if_done(cur: Any, job_id: int) -> None:
-    cur.execute("UPDATE jobs SET status = 'completed', finished_at = now() WHERE id = %s AND status = 'running' "
+    cur.execute("UPDATE jobs SET status = %s, finished_at = now() WHERE id = %s AND status = %s "
                 "AND NOT EXISTS (SELECT 1 FROM job_units WHERE job_id = %s AND state IN ('pending', 'leased'))",
-                (job_id, job_id))
+                (JobStatus.COMPLETED.value, job_id, JobStatus.RUNNING.value, job_id))
 
 
 def reclaim_dead(db: Database, job_id: int | None = None) -> tuple[int, int]:
@@ -239,7 +241,7 @@ def reclaim_dead(db: Database, job_id: int | None = None) -> tuple[int, int]:
     with db.connection() as conn:
         rows = conn.execute(
             "SELECT u.id, u.lease_owner FROM job_units u JOIN jobs j ON j.id = u.job_id WHERE u.state = 'leased' "
-            "AND j.status IN ('pending', 'running') AND (%s::bigint IS NULL OR u.job_id = %s)", (job_id, job_id)
+            "AND j.status = ANY(%s) AND (%s::bigint IS NULL OR u.job_id = %s)", (_HANDED_OUT, job_id, job_id)
         ).fetchall()
         dead = []
         for unit_id, owner in rows:
@@ -267,6 +269,7 @@ def get_job(db: Database, job_id: int) -> dict[str, Any]:
         raise NotFound(f"no job {job_id}")
     out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
     out["progress"] = _progress(row)
+    out["finished"] = finished(out["status"])  # the one test of "over" every face and loop uses
     return out
 
 
@@ -293,8 +296,8 @@ def list_jobs(db: Database, *, limit: int = 50) -> list[dict[str, Any]]:
 def set_status(db: Database, job_id: int, status: str) -> dict[str, Any]:
     job = get_job(db, job_id)
     with db.connection() as conn:
-        if status == "cancelled":
-            if job["status"] in ("completed", "cancelled"):
+        if status == JobStatus.CANCELLED:
+            if job["status"] in (JobStatus.COMPLETED, JobStatus.CANCELLED):
                 raise PhotoscoutError(f"job {job_id} is already {job['status']}")
             conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now() "
                          "WHERE id = %s", (job_id,))
@@ -307,6 +310,13 @@ def set_status(db: Database, job_id: int, status: str) -> dict[str, Any]:
             conn.execute("UPDATE jobs SET status = 'pending', finished_at = NULL, updated_at = now() WHERE id = %s",
                          (job_id,))
     return get_job(db, job_id)
+
+
+def note_error(db: Database, job_id: int, message: str) -> None:
+    """Keep why a run of the job stopped (its ``last_error``: every face shows it); the job keeps its status and
+    what it finished, and can be resumed."""
+    with db.connection() as conn:
+        conn.execute("UPDATE jobs SET last_error = %s, updated_at = now() WHERE id = %s", (message[:2000], job_id))
 
 
 def retry_failed(db: Database, job_id: int) -> dict[str, Any]:
@@ -338,5 +348,5 @@ def running_model_ids(db: Database) -> list[int]:
     """Models with a pending/running job over the whole library (not a sample): new photos get their outputs too."""
     with db.connection() as conn:
         return [r[0] for r in conn.execute(
-            "SELECT DISTINCT model_id FROM jobs WHERE status IN ('pending', 'running') AND model_id IS NOT NULL "
-            "AND (scope->>'sample_count') IS NULL AND (scope->>'sample_fraction') IS NULL")]
+            "SELECT DISTINCT model_id FROM jobs WHERE status = ANY(%s) AND model_id IS NOT NULL "
+            "AND (scope->>'sample_count') IS NULL AND (scope->>'sample_fraction') IS NULL", (_HANDED_OUT,))]

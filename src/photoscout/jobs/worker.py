@@ -16,12 +16,13 @@ from typing import Any
 from photoscout.analysis import categories
 from photoscout.analysis.photos import photos_by_id
 from photoscout.analysis.runner import run_models
+from photoscout.common.errors import DatabaseUnavailable, EnvironmentProblem
+from photoscout.common.progress import NoProgress, Progress
 from photoscout.config import Settings
 from photoscout.database import Database, indexes
-from photoscout.errors import DatabaseUnavailable, EnvironmentProblem
 from photoscout.jobs import store
+from photoscout.jobs.states import JobKind, JobStatus
 from photoscout.models.cache import ModelCache
-from photoscout.progress import NoProgress, Progress
 from photoscout.registry import lifecycle
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class Worker:
         """When an embedding job is complete, its version gets its vector index (built concurrently)."""
         for job_id in job_ids:
             job = store.get_job(self.db, job_id)
-            if job["status"] == "completed" and job["kind"] == "embed":
+            if job["status"] == JobStatus.COMPLETED and job["kind"] == JobKind.EMBED:
                 indexes.ensure(self.db, self.model(job["model_id"]))
 
     def model(self, model_id: int) -> lifecycle.RegisteredModel:

@@ -8,8 +8,8 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
+from photoscout.common.errors import NotFound, PhotoscoutError
 from photoscout.database import Database
-from photoscout.errors import NotFound, PhotoscoutError
 from photoscout.library.paths import like_prefix, normalize_root
 
 PHOTO_COLUMNS = (

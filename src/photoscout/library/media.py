@@ -13,10 +13,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from photoscout.common.errors import EnvironmentProblem, InvalidParameter, NotFound
+from photoscout.common.imaging import load_rgb
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.errors import EnvironmentProblem, InvalidParameter, NotFound
-from photoscout.imaging import load_rgb
 
 PREVIEW_SIZES = (720, 1440)  # the sizes a preview is made in (longest side)
 MEDIA_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",

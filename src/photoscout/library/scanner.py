@@ -28,15 +28,15 @@ from typing import Any
 import psutil
 from psycopg.types.json import Jsonb
 
+from photoscout.common.errors import EnvironmentProblem, PhotoscoutError
+from photoscout.common.imaging import configure_pillow
+from photoscout.common.progress import NoProgress, Progress
 from photoscout.config import Settings
 from photoscout.database import Database
 from photoscout.database.schema import PHOTO_OUTPUT_TABLES
-from photoscout.errors import EnvironmentProblem, PhotoscoutError
-from photoscout.imaging import configure_pillow
 from photoscout.library.imagefile import ImageFault, ImageInfo, WriteFailure, read_image
 from photoscout.library.paths import display, folder_of, like_prefix, normalize_root
 from photoscout.library.walker import FoundFile, WalkIssue, walk
-from photoscout.progress import NoProgress, Progress
 
 log = logging.getLogger(__name__)
 

@@ -29,12 +29,12 @@ from typing import Any
 import psycopg
 
 from photoscout import __version__
+from photoscout.common.errors import EnvironmentProblem, PhotoscoutError
+from photoscout.common.progress import NoProgress, Progress
 from photoscout.config import Settings
 from photoscout.database import EMBEDDED_DB_NAME, Database, migrations, scalar
 from photoscout.database.embedded import EmbeddedServer, programs
-from photoscout.errors import EnvironmentProblem, PhotoscoutError
 from photoscout.models import artifacts
-from photoscout.progress import NoProgress, Progress
 from photoscout.registry import decisions, lifecycle
 
 META = "photoscout-backup.json"

@@ -15,6 +15,7 @@ from typing import Any
 from photoscout.config import Settings
 from photoscout.database import Database, indexes, migrations, scalar
 from photoscout.database.vectors import pgvector_version
+from photoscout.jobs.states import JobStatus
 from photoscout.models import MODEL_TYPES, artifacts
 from photoscout.registry import lifecycle
 
@@ -145,7 +146,8 @@ def _jobs(db: Database, settings: Settings) -> list[Finding]:
             "count(*) FILTER (WHERE u.state = 'leased' AND u.lease_expires_at < now()), "
             "count(*) FILTER (WHERE u.state = 'leased' AND u.lease_expires_at >= now()), "
             "count(*) FILTER (WHERE u.state = 'pending') FROM jobs j JOIN model_registry m ON m.id = j.model_id "
-            "JOIN job_units u ON u.job_id = j.id WHERE j.status = 'running' GROUP BY j.id, m.name, m.version"):
+            "JOIN job_units u ON u.job_id = j.id WHERE j.status = %s GROUP BY j.id, m.name, m.version",
+            (JobStatus.RUNNING.value,)):
             if expired or (pending and not leased):
                 out.append(Finding("warning", "jobs", f"job {job_id} ({model}) is running but no worker is working "
                                    f"on it ({expired} unit(s) with an expired lease, {pending} waiting)",

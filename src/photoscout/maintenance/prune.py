@@ -20,10 +20,11 @@ from typing import Any
 
 import psycopg
 
+from photoscout.common.errors import PhotoscoutError
 from photoscout.config import Settings
 from photoscout.database import Database, indexes
 from photoscout.database.schema import OUTPUT_TABLES
-from photoscout.errors import PhotoscoutError
+from photoscout.jobs.states import UNFINISHED, values
 from photoscout.models import artifacts
 from photoscout.registry import decisions, lifecycle
 from photoscout.registry.lifecycle import RegisteredModel
@@ -106,8 +107,8 @@ def _vacuum(db: Database, tables: list[str], *, full: bool = False) -> None:
 def _refuse_while_working(conn: Any, model: RegisteredModel) -> None:
     """Refused while a job of the version may still run: unfinished jobs, or a unit a worker still holds (a
     cancelled job's unit in flight)."""
-    jobs = [r[0] for r in conn.execute("SELECT id FROM jobs WHERE model_id = %s AND status IN "
-                                       "('pending', 'running', 'paused')", (model.id,))]
+    jobs = [r[0] for r in conn.execute("SELECT id FROM jobs WHERE model_id = %s AND status = ANY(%s)",
+                                       (model.id, values(UNFINISHED)))]
     if jobs:
         raise PhotoscoutError(f"{model.ref} has unfinished job(s) {', '.join(map(str, jobs))}; "
                               "cancel them first (photoscout jobs cancel ID)")
@@ -156,9 +157,9 @@ def plan(db: Database, settings: Settings, *, include: list[str] | None = None,
     out = PrunePlan()
     usage = {v.model: v for v in versions(db, settings)}
     with db.connection() as conn:
-        working = {r[0] for r in conn.execute("SELECT model_id FROM jobs WHERE status IN ('pending', 'running', "
-                                              "'paused') OR id IN (SELECT job_id FROM job_units WHERE state = "
-                                              "'leased' AND lease_expires_at > now())")}
+        working = {r[0] for r in conn.execute("SELECT model_id FROM jobs WHERE status = ANY(%s) OR id IN "
+                                              "(SELECT job_id FROM job_units WHERE state = 'leased' AND "
+                                              "lease_expires_at > now())", (values(UNFINISHED),))}
     for m in lifecycle.list_models(db):
         u = usage[m.ref]
         if m.id in working and m.status != "active":

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from photoscout.errors import PhotoscoutError
+from photoscout.common.errors import PhotoscoutError
 
 MANIFEST = "manifest.json"
 IGNORED = ("__pycache__",)  # never part of a model (and never loaded: Python modules are executed from source)

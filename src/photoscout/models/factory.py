@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-from photoscout.errors import PhotoscoutError
+from photoscout.common.errors import PhotoscoutError
 from photoscout.models.base import Model, ModelSpec, RuntimeOptions
 
 # backend -> (model type, module, class)

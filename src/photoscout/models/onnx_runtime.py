@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from photoscout.errors import PhotoscoutError
+from photoscout.common.errors import PhotoscoutError
 from photoscout.models.base import RuntimeOptions
 
 

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from photoscout.common.errors import PhotoscoutError
+from photoscout.common.progress import NoProgress, Progress
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.errors import PhotoscoutError
 from photoscout.models import artifacts
-from photoscout.progress import NoProgress, Progress
 from photoscout.registry import lifecycle
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ import fcntl
 from datetime import UTC, datetime
 from pathlib import Path
 
+from photoscout.common.errors import EnvironmentProblem
 from photoscout.config import Settings
-from photoscout.errors import EnvironmentProblem
 
 FILE_NAME = "decision-log.md"
 HEADER = ("# photoscout decision log\n\nEvery evaluation, promotion, refusal, rollback and prune, newest last. "

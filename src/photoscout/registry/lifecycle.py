@@ -16,9 +16,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from photoscout.common.errors import NotFound, PhotoscoutError
 from photoscout.config import Settings
 from photoscout.database import Database, indexes
-from photoscout.errors import NotFound, PhotoscoutError
 from photoscout.models import MODEL_TYPES, artifacts, factory
 from photoscout.models.base import ModelSpec
 from photoscout.registry import decisions
@@ -57,7 +57,9 @@ class RegisteredModel:
                          artifact_dir=self.artifact_dir(settings), config=self.config, id=self.id)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
+        out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
+        out["ref"] = self.ref
+        return out
 
 
 _COLUMNS = ("id, name, type, purpose, version, backend, artifact_path, config, status, created_at, activated_at, "

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from photoscout.common.errors import PhotoscoutError
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.errors import PhotoscoutError
 from photoscout.models import artifacts, factory
 from photoscout.registry import lifecycle
 

@@ -14,12 +14,16 @@ Who may call it:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
 from photoscout.analysis import categories
+from photoscout.common.errors import PhotoscoutError
+from photoscout.common.progress import Progress
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.errors import PhotoscoutError
 from photoscout.models import artifacts
-from photoscout.progress import Progress
 from photoscout.registry import decisions, lifecycle
 from photoscout.registry.lifecycle import RegisteredModel
 
@@ -76,8 +80,22 @@ def activate_if_first(db: Database, settings: Settings, ref: str, *, reason: str
     return True
 
 
+@dataclass
+class Rollback:
+    """A rollback that happened: the version active again, and the one it replaced (now deprecated)."""
+
+    active: RegisteredModel
+    replaced: RegisteredModel
+
+    def __iter__(self) -> Iterator[RegisteredModel]:  # restored, replaced = rollback(...)
+        return iter((self.active, self.replaced))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"active": self.active.as_dict(), "replaced": self.replaced.as_dict()}
+
+
 def rollback(db: Database, settings: Settings, type_: str, purpose: str = "default", *,
-             reason: str = "rollback", progress: Progress | None = None) -> tuple[RegisteredModel, RegisteredModel]:
+             reason: str = "rollback", progress: Progress | None = None) -> Rollback:
     """Re-activate the model that was active before the current one (of this type and purpose)."""
     current = lifecycle.active(db, type_, purpose)
     if current is None:
@@ -89,4 +107,4 @@ def rollback(db: Database, settings: Settings, type_: str, purpose: str = "defau
     make_active(db, settings, target, f"{reason} from {current.ref}", progress)
     decisions.append(settings, f"rolled back {type_}: {current.ref} -> {target.ref}", [
         f"reason: {reason}", f"{target.ref} is active again; {current.ref} is deprecated (kept until pruned)"])
-    return lifecycle.get(db, target.ref), lifecycle.get(db, current.ref)
+    return Rollback(lifecycle.get(db, target.ref), lifecycle.get(db, current.ref))

@@ -12,12 +12,13 @@ records it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from photoscout.common.errors import InvalidParameter, PhotoscoutError
 from photoscout.config import Settings
 from photoscout.database import Database
-from photoscout.errors import InvalidParameter, PhotoscoutError
 from photoscout.evaluation import report, results
 from photoscout.registry import decisions, lifecycle
 from photoscout.registry.lifecycle import RegisteredModel
@@ -33,6 +34,9 @@ class PromotionRefused(PhotoscoutError):
     def __init__(self, message: str, gate: GateResult) -> None:
         super().__init__(message)
         self.gate = gate
+
+    def details(self) -> dict[str, Any]:
+        return {"promoted": False, "model": None, "gate": self.gate.as_dict()}
 
 
 @dataclass
@@ -55,7 +59,7 @@ class GateResult:
         return list(dict.fromkeys(r["set"] for r in self.regressions))
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "regressing_sets": self.regressing_sets}
+        return {**self.__dict__, "regressing_sets": self.regressing_sets, "summary": self.summary()}
 
     def summary(self) -> str:
         if self.passed:
@@ -63,6 +67,20 @@ class GateResult:
             return (f"gate passed: no regression on {len(self.compared) - 1} set(s) against {self.active}"
                     + (f"; better nDCG on {', '.join(better)}" if better else ""))
         return "gate refused: " + "; ".join(self.problems)
+
+
+@dataclass
+class Promotion:
+    """A promotion that happened: the version now active and the gate's verdict (forced past it, or passed)."""
+
+    model: RegisteredModel
+    gate: GateResult
+
+    def __iter__(self) -> Iterator[Any]:  # promoted, gate = promote(...)
+        return iter((self.model, self.gate))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"promoted": True, "model": self.model.as_dict(), "gate": self.gate.as_dict()}
 
 
 def missing_photos(db: Database, candidate: RegisteredModel, active: RegisteredModel | None) -> int:
@@ -142,7 +160,7 @@ def check(db: Database, settings: Settings, ref: str) -> GateResult:
 
 
 def promote(db: Database, settings: Settings, ref: str, *, force: bool = False,
-            reason: str | None = None) -> tuple[RegisteredModel, GateResult]:
+            reason: str | None = None) -> Promotion:
     """Run the gate; activate when it passes (or when forced with a reason). Refusals raise ``PromotionRefused``."""
     if force and not (reason and reason.strip()):
         raise InvalidParameter("forcing a promotion past the gate needs a reason: the decision log keeps why the "
@@ -173,4 +191,4 @@ def promote(db: Database, settings: Settings, ref: str, *, force: bool = False,
         why, *evidence,
         f"undo: photoscout models rollback --type {candidate.type}" if target else "no rollback target",
     ], table=table)
-    return promoted, gate
+    return Promotion(promoted, gate)

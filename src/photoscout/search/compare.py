@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from photoscout.search.engine import SearchEngine
-from photoscout.search.query import Filters
+from photoscout.search.filters import Filters
 
 
 def compare(engine: SearchEngine, text: str, left: str | None, right: str, *, limit: int = 20,

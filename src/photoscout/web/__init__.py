@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 
 from photoscout import __version__, client
 from photoscout.app import Photoscout
-from photoscout.errors import InvalidParameter, PhotoscoutError
+from photoscout.common.errors import InvalidParameter, PhotoscoutError
 from photoscout.web import api, pages, security
 from photoscout.web.background import Background
 
@@ -73,9 +73,7 @@ def create_app(core: Photoscout, *, token: str | None = None, host: str = "127.0
         extra: dict[str, Any] = {}
         if isinstance(exc, InvalidParameter) and exc.params:
             extra["params"] = list(exc.params)
-        gate = getattr(exc, "gate", None)
-        if gate is not None:
-            extra["gate"] = {**gate.as_dict(), "summary": gate.summary()}
+        extra.update(exc.details())  # e.g. a refused promotion's verdict: the CLI's --json says the same
         return _error(request, exc.status, str(exc), **extra)
 
     @app.exception_handler(RequestValidationError)

@@ -14,8 +14,10 @@ from starlette.concurrency import run_in_threadpool
 
 from photoscout import __version__
 from photoscout.app import Photoscout
-from photoscout.errors import InvalidParameter
-from photoscout.search.query import Filters
+from photoscout.common.errors import InvalidParameter
+from photoscout.jobs.states import JobKind
+from photoscout.search.filters import Filters
+from photoscout.search.results import MAX_RESULTS
 from photoscout.web.background import Background
 
 router = APIRouter(prefix="/api/v1")
@@ -43,19 +45,11 @@ class SearchFilters(BaseModel):
     has_text: bool = Field(False, description="Only photos with text in them (OCR).")
 
     def filters(self) -> Filters:
-        return Filters(category=self.category or None, after=self.after, before=self.before,
-                       path=self.folder or None, camera=self.camera or None, has_text=self.has_text)
+        return Filters.parse(**self.model_dump())  # the one filter parser (the CLI's and the pages' too)
 
 
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0, le=499)]
-
-
-def _search_dict(result: Any, offset: int, limit: int) -> dict[str, Any]:
-    out: dict[str, Any] = result.as_dict()
-    out.update(offset=offset, limit=limit, next_offset=offset + limit if len(result.hits) == limit
-               and offset + 2 * limit <= 500 else None)
-    return out
+Limit = Annotated[int, Query(ge=1, le=MAX_RESULTS)]
+Offset = Annotated[int, Query(ge=0, le=MAX_RESULTS - 1)]
 
 
 @router.get("/health", tags=["system"])
@@ -74,8 +68,7 @@ def search(ps: Core, f: Annotated[SearchFilters, Depends()],
            model: Annotated[str | None, Query(max_length=200, description="NAME@VERSION; default active.")] = None,
            limit: Limit = 40, offset: Offset = 0) -> dict[str, Any]:
     """Search by meaning (``q``) or by a library photo (``similar_to``), narrowed by the filters; one page."""
-    result = ps.search(q, similar_to=similar_to, limit=limit, offset=offset, filters=f.filters(), model=model)
-    return _search_dict(result, offset, limit)
+    return ps.search(q, similar_to=similar_to, limit=limit, offset=offset, filters=f.filters(), model=model).as_dict()
 
 
 @router.post("/search/image", tags=["search"])
@@ -91,7 +84,7 @@ async def search_image(request: Request, f: Annotated[SearchFilters, Depends()],
         raise InvalidParameter("the uploaded file is empty", "file")
     result = await run_in_threadpool(core(request).search, image=BytesIO(data), limit=limit, offset=offset,
                                      filters=f.filters(), model=model)
-    return _search_dict(result, offset, limit)
+    return result.as_dict()
 
 
 @router.get("/compare", tags=["search"])
@@ -189,8 +182,7 @@ def model_evaluations(ps: Core, ref: Ref) -> list[dict[str, Any]]:
 @router.get("/models/{ref}/gate", tags=["models"])
 def gate(ps: Core, ref: Ref) -> dict[str, Any]:
     """What the promotion gate would decide now (nothing changes)."""
-    verdict = ps.promotion_check(ref)
-    return {**verdict.as_dict(), "summary": verdict.summary()}
+    return ps.promotion_check(ref).as_dict()
 
 
 class Promote(BaseModel):
@@ -200,10 +192,9 @@ class Promote(BaseModel):
 
 @router.post("/models/{ref}/promote", tags=["models"])
 def promote(ps: Core, ref: Ref, body: Promote) -> dict[str, Any]:
-    """Through the gate (409 with its verdict when it refuses); ``force`` only with a reason."""
-    promoted, verdict = ps.promote(ref, force=body.force, reason=body.reason)
-    return {"model": promoted.ref, "status": promoted.status,
-            "gate": {**verdict.as_dict(), "summary": verdict.summary()}}
+    """Through the gate (409 with ``promoted: false`` and its verdict when it refuses); ``force`` only with a
+    reason."""
+    return ps.promote(ref, force=body.force, reason=body.reason).as_dict()
 
 
 class Rollback(BaseModel):
@@ -214,8 +205,7 @@ class Rollback(BaseModel):
 @router.post("/models/rollback", tags=["models"])
 def rollback(ps: Core, body: Rollback) -> dict[str, Any]:
     """The previous version of a model type becomes active again, at once."""
-    now, before = ps.rollback(body.type, reason=body.reason)
-    return {"active": now.ref, "was": before.ref}
+    return ps.rollback(body.type, reason=body.reason).as_dict()
 
 
 @router.get("/history", tags=["models"])
@@ -230,7 +220,7 @@ def decision_log(ps: Core, tail: Annotated[int, Query(ge=0, le=10000)] = 200) ->
 
 
 class NewJob(BaseModel):
-    kind: Literal["embed", "detect", "ocr", "caption", "features"] = "embed"
+    kind: JobKind = JobKind.EMBED
     model: Ref
     missing_only: bool = False
     sample_count: int | None = Field(None, ge=1, le=10_000_000)
@@ -256,8 +246,8 @@ def start_job(ps: Core, bg: Annotated[Background, Depends(background)], body: Ne
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"])
-def job(ps: Core, bg: Annotated[Background, Depends(background)], job_id: PhotoId) -> dict[str, Any]:
-    return {**ps.job(job_id), "server_error": bg.errors.get(job_id)}
+def job(ps: Core, job_id: PhotoId) -> dict[str, Any]:
+    return ps.job(job_id)
 
 
 @router.get("/jobs/{job_id}/events", tags=["jobs"])
@@ -273,7 +263,7 @@ async def job_events(request: Request, job_id: PhotoId) -> StreamingResponse:
         while True:
             state = await run_in_threadpool(ps.job, job_id)
             yield f"data: {json.dumps(state, default=str)}\n\n"
-            if state["status"] not in ("pending", "running") or await request.is_disconnected():
+            if state["finished"] or await request.is_disconnected():  # the core's one test of "over"
                 return
             await asyncio.sleep(1.0)
 

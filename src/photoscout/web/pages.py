@@ -1,186 +1,180 @@
-"""The web pages: server-rendered (a search is a URL whose first page of results is in the HTML, so it can be
-bookmarked and works without JavaScript); ``static/app.js`` adds more results on scroll, keyboard navigation,
-marks and the buttons that start, promote and roll back. Each page makes its calls on the core and renders."""
+"""The web pages, one view per page: each handler gathers the page's data from the core and answers it as HTML
+(server-rendered: a search is a URL whose first page of results is in the HTML, so it can be bookmarked and works
+without JavaScript) or, when asked (``Accept: application/json`` or ``?format=json``), as JSON: the same handler,
+the same data (datasette's way). ``static/app.js`` reads the next page of a search that way on scroll, and adds
+keyboard navigation, marks and the buttons that start, promote and roll back. The pages hold no rules: what a
+model version allows, where a result's neighbours are and where the next page starts come from the core."""
 
 from __future__ import annotations
 
 import hmac
-from datetime import date
 from io import BytesIO
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from photoscout.app import Photoscout
-from photoscout.errors import InvalidParameter, PhotoscoutError
-from photoscout.search.query import Filters
+from photoscout.common.errors import InvalidParameter, PhotoscoutError
+from photoscout.search.filters import PARAMS, Filters
+from photoscout.search.results import MAX_RESULTS, SearchResult
 from photoscout.web.api import MAX_UPLOAD
 from photoscout.web.security import COOKIE
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
-PAGE = 40
-FILTER_KEYS = ("category", "after", "before", "folder", "camera", "has_text", "model")
+PAGE = 40  # results on one screen (``n`` asks for another number)
+SEARCH_KEYS = ("q", "similar_to", "offset", "n", "model", *PARAMS)  # what a search page's URL may carry
 
 
 def _core(request: Request) -> Photoscout:
     return request.app.state.core
 
 
-def _render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    context.setdefault("token_required", request.app.state.token is not None)
+def wants_json(request: Request) -> bool:
+    """The page asked for as data: ``?format=json``, or an ``Accept`` header that names JSON and not HTML."""
+    if request.query_params.get("format") == "json":
+        return True
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _respond(request: Request, name: str, data: dict[str, Any], status: int = 200) -> Response:
+    """One page's data as JSON or rendered by its template."""
+    if wants_json(request):
+        return JSONResponse(jsonable_encoder(data), status_code=status)
+    context = {**data, "token_required": request.app.state.token is not None}
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
-def _date(value: str | None, name: str) -> date | None:
+def _number(value: str | None, name: str, default: int) -> int:
     if not value:
-        return None
+        return default
     try:
-        return date.fromisoformat(value)
+        return int(value)
     except ValueError:
-        raise InvalidParameter(f"{value!r} is not a date (YYYY-MM-DD)", name) from None
+        raise InvalidParameter(f"{value!r} is not a number", name) from None
 
 
-def _filters(params: dict[str, str]) -> Filters:
-    return Filters(category=params.get("category") or None, after=_date(params.get("after"), "after"),
-                   before=_date(params.get("before"), "before"), path=params.get("folder") or None,
-                   camera=params.get("camera") or None, has_text=params.get("has_text") in ("1", "on", "true"))
+def _search_data(ps: Photoscout, params: dict[str, str], **extra: Any) -> dict[str, Any]:
+    return {"params": params, "q": params.get("q", "").strip(), "facets": ps.facets(), "error": None,
+            "result": None, "next_url": None, "marks": {}, "uploaded": None, **extra}
 
 
-def _offset(value: str | None) -> int:
-    try:
-        return max(0, min(int(value or 0), 400))
-    except ValueError:
-        return 0
+def _page_of(data: dict[str, Any], result: SearchResult, params: dict[str, str]) -> None:
+    data["result"] = result.as_dict()
+    if result.next_offset is not None:
+        data["next_url"] = "/?" + urlencode({**params, "offset": result.next_offset})
 
 
 @router.get("/", response_class=HTMLResponse)
-def search_page(request: Request) -> HTMLResponse:
-    """Search (``q``) or, without a query, the library in folder order; filters narrow either."""
+def search_page(request: Request) -> Response:
+    """Search (``q``, or ``similar_to`` a photo) or, without either, the library in folder order; filters narrow
+    both."""
     ps = _core(request)
-    params = {k: v for k, v in request.query_params.items()
-              if k in ("q", "similar_to", "offset", "n", *FILTER_KEYS)}
-    q = params.get("q", "").strip()
-    similar = params.get("similar_to", "")
-    offset = _offset(params.get("offset"))
-    page = int(params["n"]) if params.get("n", "").isdigit() and 1 <= int(params["n"]) <= 100 else PAGE
-    context: dict[str, Any] = {"params": params, "q": q, "facets": ps.facets(), "error": None, "hits": [],
-                               "result": None, "next_url": None, "marks": {}}
+    params = {k: v for k, v in request.query_params.items() if k in SEARCH_KEYS}
+    data = _search_data(ps, params)
+    q, similar = data["q"], params.get("similar_to", "")
     try:
-        filters = _filters(params)
-        if q or similar.isdigit():
-            result = ps.search(q or None, similar_to=int(similar) if similar.isdigit() and not q else None,
+        offset = _number(params.get("offset"), "offset", 0)
+        page = _number(params.get("n"), "n", PAGE)
+        filters = Filters.from_params(params)
+        if q or similar:
+            result = ps.search(q or None, similar_to=_number(similar, "similar_to", 0) if not q else None,
                                limit=page, offset=offset, filters=filters, model=params.get("model") or None)
-            context.update(result=result, hits=[h.__dict__ for h in result.hits])
             if q:
                 judged = ps.marks(q)
-                context["marks"] = {**{p: "relevant" for p in judged["relevant"]},
-                                    **{p: "not_relevant" for p in judged["not_relevant"]}}
+                data["marks"] = {**{p: "relevant" for p in judged["relevant"]},
+                                 **{p: "not_relevant" for p in judged["not_relevant"]}}
         else:
-            rows = ps.photos(limit=page, offset=offset, folder=filters.path)
-            context["hits"] = [{"photo_id": r["id"], "path": r["path"], "why": [], "categories": r["categories"],
-                                "taken_at": r["taken_at"], "thumbnail": r["thumbnail"]} for r in rows]
-        if len(context["hits"]) == page and offset + 2 * page <= 500:
-            context["next_url"] = "/?" + urlencode({**params, "offset": offset + page})
+            result = ps.browse(folder=filters.path, limit=page, offset=offset)
+        _page_of(data, result, params)
     except PhotoscoutError as exc:
-        context["error"] = str(exc)
-        return _render(request, "search.html", exc.status, **context)
-    return _render(request, "search.html", **context)
+        data["error"] = str(exc)
+        return _respond(request, "search.html", {**data, **exc.details()}, exc.status)
+    return _respond(request, "search.html", data)
 
 
 @router.post("/search/image", response_class=HTMLResponse)
-async def image_search_page(request: Request, file: Annotated[UploadFile, File()]) -> HTMLResponse:
+async def image_search_page(request: Request, file: Annotated[UploadFile, File()]) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     ps = _core(request)
-    data = await file.read(MAX_UPLOAD + 1)
-    context: dict[str, Any] = {"params": {}, "q": "", "facets": ps.facets(), "error": None, "hits": [],
-                               "result": None, "next_url": None, "marks": {}, "uploaded": file.filename}
+    data = _search_data(ps, {}, uploaded=file.filename)
     try:
-        if not data or len(data) > MAX_UPLOAD:
+        body = await file.read(MAX_UPLOAD + 1)
+        if not body or len(body) > MAX_UPLOAD:
             raise InvalidParameter(f"give a photo of at most {MAX_UPLOAD // 2**20} MB", "file")
-        result = await run_in_threadpool(ps.search, image=BytesIO(data), limit=PAGE)
-        context.update(result=result, hits=[h.__dict__ for h in result.hits])
+        result = await run_in_threadpool(ps.search, image=BytesIO(body), limit=PAGE)
+        data["result"] = result.as_dict()
     except PhotoscoutError as exc:
-        context["error"] = str(exc)
-        return _render(request, "search.html", exc.status, **context)
-    return _render(request, "search.html", **context)
+        data["error"] = str(exc)
+        return _respond(request, "search.html", data, exc.status)
+    return _respond(request, "search.html", data)
 
 
 @router.get("/photos/{photo_id}", response_class=HTMLResponse)
 def photo_page(request: Request, photo_id: int, q: Annotated[str, Query(max_length=1000)] = "",
-               rank: Annotated[int, Query(ge=0, le=499)] = 0) -> HTMLResponse:
+               rank: Annotated[int, Query(ge=0, le=MAX_RESULTS - 1)] = 0) -> Response:
     """One photo, larger, with what is known of it; "more like this"; the neighbours in the search it came from."""
     ps = _core(request)
     photo = ps.photo(photo_id)
-    similar: list[dict[str, Any]] = []
-    prev_url = next_url = None
-    try:
-        similar = [h.__dict__ for h in ps.search(similar_to=photo_id, limit=13).hits if h.photo_id != photo_id][:12]
-        if q:
-            around = ps.search(q, limit=3, offset=max(rank - 1, 0)).hits
-            ids = [h.photo_id for h in around]
-            if photo_id in ids:
-                i = ids.index(photo_id)
-                if i > 0:
-                    prev_url = f"/photos/{ids[i - 1]}?" + urlencode({"q": q, "rank": rank - 1})
-                if i + 1 < len(ids):
-                    next_url = f"/photos/{ids[i + 1]}?" + urlencode({"q": q, "rank": rank + 1})
-    except PhotoscoutError:
-        pass  # no embedding model or no vector for this photo: the photo is shown without neighbours
-    return _render(request, "photo.html", photo=photo, similar=similar, q=q, prev_url=prev_url, next_url=next_url,
-                   classes=ps.facets()["classes"])
+    return _respond(request, "photo.html", {
+        "photo": photo, "q": q, "similar": [h.as_dict() for h in ps.similar(photo_id)],
+        "neighbours": ps.neighbours(photo_id, q, rank) if q else {"previous": None, "next": None},
+        "classes": ps.facets()["classes"]})
 
 
 @router.get("/models", response_class=HTMLResponse)
-def models_page(request: Request) -> HTMLResponse:
+def models_page(request: Request) -> Response:
+    """Every version with the actions it allows, the embedding versions' coverage, evaluations, history, log."""
     ps = _core(request)
     models = ps.models_list()
-    details = {f"{m['name']}@{m['version']}": ps.model_details(f"{m['name']}@{m['version']}") for m in models
-               if m["type"] == "embedding"}
-    evaluations = ps.evaluations()[:20]
-    return _render(request, "models.html", models=models, details=details, evaluations=evaluations,
-                   history=ps.history()[:50], log=ps.decision_log(tail=40))
+    details = {m["ref"]: ps.model_details(m["ref"]) for m in models if m["type"] == "embedding"}
+    return _respond(request, "models.html", {
+        "models": models, "details": details, "evaluations": ps.evaluations()[:20], "history": ps.history()[:50],
+        "log": ps.decision_log(tail=40)})
 
 
 @router.get("/compare", response_class=HTMLResponse)
 def compare_page(request: Request, q: Annotated[str, Query(max_length=1000)] = "",
                  right: Annotated[str, Query(max_length=200)] = "",
-                 left: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
+                 left: Annotated[str, Query(max_length=200)] = "") -> Response:
     ps = _core(request)
-    facets = ps.facets()
-    result, error = None, None
+    data: dict[str, Any] = {"q": q, "left": left, "right": right, "result": None, "error": None,
+                            "models": ps.facets()["models"]}
     if q and right:
         try:
-            result = ps.compare(q, right, left=left or None, limit=20)
+            data["result"] = ps.compare(q, right, left=left or None, limit=20)
         except PhotoscoutError as exc:
-            error = str(exc)
-    return _render(request, "compare.html", q=q, left=left, right=right, result=result, error=error,
-                   models=facets["models"])
+            data["error"] = str(exc)
+    return _respond(request, "compare.html", data)
 
 
 @router.get("/jobs", response_class=HTMLResponse)
-def jobs_page(request: Request) -> HTMLResponse:
+def jobs_page(request: Request) -> Response:
+    """Recent jobs (live while one runs) and the versions a job can be started for."""
     ps = _core(request)
-    candidates = [m for m in ps.models_list() if m["status"] in ("staging", "active")]
-    return _render(request, "jobs.html", jobs=ps.jobs(30), candidates=candidates, kinds=ps.job_kinds())
+    candidates = [m for m in ps.models_list() if m["actions"]["job"]]
+    return _respond(request, "jobs.html", {"jobs": ps.jobs(30), "candidates": candidates})
 
 
 @router.get("/disk", response_class=HTMLResponse)
-def disk_page(request: Request) -> HTMLResponse:
+def disk_page(request: Request) -> Response:
     ps = _core(request)
     report = ps.health()
-    return _render(request, "disk.html", disk=ps.disk(), findings=report["findings"], healthy=report["healthy"])
+    return _respond(request, "disk.html", {"disk": ps.disk(), "findings": report["findings"],
+                                           "healthy": report["healthy"]})
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request) -> HTMLResponse:
-    return _render(request, "login.html", error=None)
+def login_page(request: Request) -> Response:
+    return _respond(request, "login.html", {"error": None})
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -189,7 +183,7 @@ def login(request: Request, token: Annotated[str, Form(max_length=200)]) -> Resp
     if expected is None:
         return RedirectResponse("/", status_code=303)
     if not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        return _render(request, "login.html", 401, error="That is not this server's token.")
+        return _respond(request, "login.html", {"error": "That is not this server's token."}, 401)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(COOKIE, expected, httponly=True, samesite="strict", max_age=30 * 86400,
                         secure=request.url.scheme == "https")

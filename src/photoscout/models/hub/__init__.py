@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from photoscout.errors import PhotoscoutError
+from photoscout.common.errors import PhotoscoutError
 from photoscout.models.base import Model
 
 

@@ -80,24 +80,11 @@ function infiniteScroll() {
     if (!entries.some((e) => e.isIntersecting) || busy || !next) return;
     busy = true;
     try {
-      const params = new URLSearchParams(next.split("?")[1]);
-      const offset = Number(params.get("offset") || 0);
-      const url = new URL(q || params.get("similar_to") ? "/api/v1/search" : "/api/v1/photos", location.origin);
-      if (q || params.get("similar_to")) {
-        for (const [k, v] of params) if (v !== "") url.searchParams.set(k === "folder" ? "folder" : k, v);
-        url.searchParams.delete("n");
-        url.searchParams.set("limit", params.get("n") || "40");
-        const data = await api("GET", url.pathname + url.search);
-        data.results.forEach((h, i) => grid.appendChild(card(h, q, offset + i)));
-        next = data.next_offset !== null ? (params.set("offset", data.next_offset), "/?" + params) : "";
-      } else {
-        url.searchParams.set("offset", offset); url.searchParams.set("limit", params.get("n") || "40");
-        if (params.get("folder")) url.searchParams.set("folder", params.get("folder"));
-        const rows = await api("GET", url.pathname + url.search);
-        rows.forEach((r) => grid.appendChild(card({ photo_id: r.id, path: r.path, why: [] }, "", 0)));
-        const n = Number(params.get("n") || 40);
-        next = rows.length === n ? (params.set("offset", offset + n), "/?" + params) : "";
-      }
+      // the next page is the same page view, asked for as JSON: the same data the server renders as HTML
+      const data = await api("GET", next);
+      const offset = data.result.offset;
+      data.result.results.forEach((h, i) => grid.appendChild(card(h, q, offset + i)));
+      next = data.next_url || "";
       if (next) { more.href = next; } else { more.remove(); observer.disconnect(); }
     } catch (e) {
       toast(e.message, true);
@@ -149,7 +136,9 @@ document.addEventListener("click", async (ev) => {
     try {
       const data = await api("POST", action.dataset.url, action.dataset.body ? JSON.parse(action.dataset.body) : {});
       toast("done");
-      if (action.dataset.then) { location.href = action.dataset.then; } else if (!document.getElementById("jobs")) {
+      if (action.dataset.then) { location.href = action.dataset.then; } else if (document.getElementById("jobs")) {
+        liveJobs();  // a job resumed or retried: follow it again
+      } else {
         setTimeout(() => location.reload(), 600);
       }
       return data;
@@ -187,13 +176,16 @@ document.addEventListener("submit", async (ev) => {
   }
 });
 
-// Jobs: progress, rate and ETA, live (polled each second while a job runs).
+// Jobs: progress, rate and ETA, live (polled each second until every job is over: the core's "finished", the
+// same test that ends `photoscout jobs status --watch`; a job started or resumed reloads the page).
 function liveJobs() {
   const table = document.getElementById("jobs");
-  if (!table) return;
-  setInterval(async () => {
+  if (!table || liveJobs.timer) return;
+  const timer = liveJobs.timer = setInterval(async () => {
     let jobs;
     try { jobs = await api("GET", "/api/v1/jobs?limit=30"); } catch (e) { return; }
+    table.dataset.live = jobs.some((j) => !j.finished) ? "on" : "off";
+    if (table.dataset.live === "off") { clearInterval(timer); liveJobs.timer = null; }
     const known = new Set(Array.from(table.querySelectorAll("tr[data-job]")).map((r) => r.dataset.job));
     if (jobs.some((j) => !known.has(String(j.id)))) { location.reload(); return; }
     for (const j of jobs) {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PhotoscoutError(Exception):
     """An error with a message meant for the user (no traceback needed).
@@ -16,6 +18,11 @@ class PhotoscoutError(Exception):
         super().__init__(message)
         if status is not None:
             self.status = status
+
+    def details(self) -> dict[str, Any]:
+        """What the error says besides its message, the same in every face (the API's error body, the CLI's
+        ``--json``): e.g. the gate's verdict of a refused promotion."""
+        return {}
 
 
 class InvalidParameter(PhotoscoutError):

@@ -1,0 +1,104 @@
+"""Reciprocal-rank fusion (RRF, k = 60) of a query's rankings, pseudo-relevance feedback on the first screen's image
+features, and the fused page's photos with why each one matched."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from photoscout.registry import lifecycle
+from photoscout.search.results import Hit
+
+RRF_K = 60
+FEEDBACK_K = 10  # the first screen's photos whose mean features rank the candidates again (pseudo-relevance feedback)
+OCR_WEIGHT = 0.5  # OCR text matches count half a vector rank (a receipt that says "pizza" is not a pizza)
+LEADING_OCR_WEIGHT = 2.0  # ... and double where printed words define the query (a receipt, quoted words)
+TEXT_MEANING_MIN = 0.3  # the embedded OCR text counts only when it is this close to the query
+Conn = psycopg.Connection[Any]
+
+
+@dataclass
+class Rankings:
+    """A query's rankings, each best first: (photo, similarity) or, for OCR text, (photo, snippet)."""
+
+    vector: list[tuple[int, float]] = field(default_factory=list)
+    ocr: list[tuple[int, str]] = field(default_factory=list)
+    category: list[tuple[int, float]] = field(default_factory=list)
+    meaning: list[tuple[int, float]] = field(default_factory=list)
+    feedback: list[tuple[int, float]] = field(default_factory=list)
+    ocr_weight: float = OCR_WEIGHT
+
+    def scores(self) -> tuple[dict[int, float], dict[int, list[str]]]:
+        """score = sum over rankings of weight / (60 + rank); and why each photo scored."""
+        scores: dict[int, float] = {}
+        why: dict[int, list[str]] = {}
+
+        def add(pid: int, weight: float, rank: int, reason: str) -> None:
+            scores[pid] = scores.get(pid, 0) + weight / (RRF_K + rank + 1)
+            why.setdefault(pid, []).append(reason)
+
+        for rank, (pid, sim) in enumerate(self.vector):
+            add(pid, 1.0, rank, f"image similarity {sim:.3f}")
+        for rank, (pid, _sim) in enumerate(sorted(self.category, key=lambda h: -h[1])):
+            add(pid, 1.0, rank, "in a category the query names")
+        for rank, (pid, sim) in enumerate(self.meaning):
+            if sim < TEXT_MEANING_MIN:
+                break
+            add(pid, OCR_WEIGHT, rank, f"text in photo means something close ({sim:.2f})")
+        for rank, (pid, snippet) in enumerate(self.ocr):
+            add(pid, self.ocr_weight, rank, f"text in photo: {snippet}")
+        for rank, (pid, sim) in enumerate(self.feedback):
+            add(pid, 1.0, rank, f"looks like the best matches ({sim:.2f})")
+        return scores, why
+
+    def first_screen(self) -> tuple[list[int], list[int]]:
+        """The best ``FEEDBACK_K`` photos of the fusion so far, and every candidate."""
+        first = self.scores()[0]
+        return sorted(first, key=lambda p: -first[p])[:FEEDBACK_K], list(first)
+
+
+def feedback(conn: Conn, best: list[int], candidates: list[int]) -> list[tuple[int, float]]:
+    """The candidates ranked by cosine to the mean (of unit) image features of ``best``, the featurizer being the
+    active few-shot model's (features are kept per photo for few-shot classes); none without one."""
+    if len(best) < 2:
+        return []
+    row = conn.execute("SELECT id FROM model_registry WHERE type = 'few_shot' AND purpose = 'default' "
+                       "AND status = 'active'").fetchone()
+    if row is None:
+        return []
+    mid = int(row[0])
+    mean = conn.execute("SELECT avg(l2_normalize(features)) FROM photo_features WHERE model_id = %s "
+                        "AND photo_id = ANY(%s)", (mid, best)).fetchone()
+    if mean is None or mean[0] is None:
+        return []
+    rows = conn.execute("SELECT photo_id, 1 - (features <=> %s) AS sim FROM photo_features WHERE model_id = %s "
+                        "AND photo_id = ANY(%s) ORDER BY sim DESC", (mean[0], mid, candidates)).fetchall()
+    return [(int(r[0]), float(r[1])) for r in rows]
+
+
+def page(conn: Conn, reg: lifecycle.RegisteredModel, rankings: Rankings, *, skip: int, limit: int) -> list[Hit]:
+    """The fused ranking's photos ``skip`` to ``limit``, with their paths, categories and reasons."""
+    scores, why = rankings.scores()
+    sims = dict(rankings.vector) | dict(rankings.category)
+    top = sorted(scores, key=lambda p: -scores[p])[skip:limit]
+    if not top:
+        return []
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = {r["id"]: r for r in cur.execute(
+            "SELECT p.id, p.path, p.thumbnail, p.categories, p.taken_at, (SELECT a.labels FROM photo_analysis a "
+            "WHERE a.photo_id = p.id AND a.model_id = %s) AS labels FROM photos p WHERE p.id = ANY(%s)",
+            (reg.id, top))}
+    hits = []
+    for pid in top:
+        r = rows.get(pid)
+        if r is None:
+            continue
+        reasons = why[pid]
+        if r["labels"]:
+            reasons.append("looks like " + ", ".join(lbl for lbl, _p in r["labels"][:3]))
+        hits.append(Hit(pid, r["path"], round(scores[pid], 5), reasons, sims.get(pid), r["thumbnail"],
+                        list(r["categories"]), r["taken_at"].isoformat() if r["taken_at"] else None))
+    return hits

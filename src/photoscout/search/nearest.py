@@ -1,0 +1,103 @@
+"""Nearest neighbours among the photos' vectors of one model version: through the version's IVFFlat index with
+pgvector's iterative index scan so filters still return ``limit`` results, or an exact scan when the filter is
+selective (the planner thinks it keeps fewer photos than ``EXACT_BELOW``). Where the index holds the vector's leading
+part, it gives candidates that the whole vector re-ranks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector import HalfVector
+
+from photoscout.database import Database, indexes
+from photoscout.registry import lifecycle
+from photoscout.search.filters import Filters
+
+EXACT_BELOW = 2000  # filtered candidate sets smaller than this are scanned exactly (cheap and exact)
+# candidates a leading-part index gives, re-ranked by the whole vector: for a ranking twice the rows wanted and at
+# least 400 (recall@10 0.98 against the exact order on dense near-copies, tests/test_jobs.py); a supporting ranking
+# (it probes fewer lists anyway) re-orders the rows it finds
+RERANK_FACTOR, RERANK_MIN = 2, 400
+ESTIMATE_TTL = 60.0  # seconds a planner's estimate of a filter is reused
+Conn = psycopg.Connection[Any]
+
+
+class Neighbours:
+    """Remembers what a nearest-neighbour scan asks the database for besides the rows: the planner's estimate of a
+    filter and a version's probes (one per long-running process, inside the engine)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._probes: dict[int, int] = {}
+        self._estimates: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def clear(self) -> None:
+        self._probes.clear()
+        self._estimates.clear()
+
+    def estimate(self, conn: Conn, where: str, params: list[Any]) -> float:
+        """The planner's estimate of the photos a filter keeps (remembered for a minute: statistics move slowly)."""
+        key = (where, repr(params))
+        now = time.monotonic()
+        hit = self._estimates.get(key)
+        if hit is not None and now - hit[1] < ESTIMATE_TTL:
+            return hit[0]
+        plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM photos p WHERE {where}", params).fetchone()
+        estimate = float(plan[0][0]["Plan"]["Plan Rows"]) if plan else float(EXACT_BELOW)
+        if len(self._estimates) > 1000:
+            self._estimates.clear()
+        self._estimates[key] = (estimate, now)
+        return estimate
+
+    def probes(self, reg: lifecycle.RegisteredModel) -> int:
+        if reg.id not in self._probes:
+            found = indexes.info(self.db, reg)
+            self._probes[reg.id] = found["probes"] if found else indexes.MIN_PROBES
+        return self._probes[reg.id]
+
+    def nearest(self, conn: Conn, reg: lifecycle.RegisteredModel, query: np.ndarray, filters: Filters, limit: int,
+                *, own_category: str | None = None, widen: bool = True) -> tuple[list[tuple[int, float]], bool]:
+        """The ``limit`` nearest photos passing ``filters`` (photo, cosine similarity), and whether the scan was
+        exact. An index scan widens (more probes, up to 8x) until ``limit`` photos pass the filter; with ``widen``
+        false it probes half the usual lists and returns what passes there (a supporting ranking: fast, possibly
+        short). ``own_category``: the version's own categories (a version under evaluation)."""
+        expr, _opclass = indexes.column(reg)
+        q: Any = HalfVector(query) if reg.config.get("storage") == "halfvec" else query
+        where, params = filters.sql()
+        mid = int(reg.id)
+        if own_category:
+            where += (f" AND p.id IN (SELECT a.photo_id FROM photo_analysis a WHERE a.model_id = {mid} "
+                      "AND a.categories @> ARRAY[%s]::text[])")
+            params.append(own_category)
+        filtered = filters.active or bool(own_category)
+        exact = False
+        if filtered:  # the planner's estimate decides: exact scan for a selective filter
+            exact = self.estimate(conn, where, params) < EXACT_BELOW
+        probes = self.probes(reg)
+        if not widen:  # a supporting ranking: the nearest half of the usual lists, no widening
+            probes = max(indexes.MIN_PROBES, probes // 2)
+        conn.execute("SELECT set_config('ivfflat.probes', %s, true), "
+                     "set_config('ivfflat.iterative_scan', 'relaxed_order', true), "
+                     "set_config('ivfflat.max_probes', %s, true), set_config('enable_indexscan', %s, true)",
+                     (str(probes), str(max(probes * 8, 100) if widen else probes), "off" if exact else "on"))
+        part_expr, _opclass, part = indexes.indexed(reg)
+        if part_expr != expr and not exact:  # the index holds the leading part: candidates, then re-ranked
+            qp: Any = HalfVector(query[:part]) if isinstance(q, HalfVector) else query[:part]
+            sql = (f"SELECT c.photo_id, c.v <=> %s AS dist FROM (SELECT e.photo_id, {expr} AS v "
+                   f"FROM photo_embeddings e JOIN photos p ON p.id = e.photo_id WHERE e.model_id = {mid} "
+                   f"AND {where} ORDER BY {part_expr} <=> %s LIMIT %s) c ORDER BY dist LIMIT %s")
+            candidates = max(limit * RERANK_FACTOR, RERANK_MIN) if widen else limit
+            rows = conn.execute(sql, [q, *params, qp, candidates, limit]).fetchall()
+        else:
+            sql = (f"SELECT e.photo_id, {expr} <=> %s AS dist FROM photo_embeddings e "
+                   f"JOIN photos p ON p.id = e.photo_id WHERE e.model_id = {mid} AND {where} "
+                   f"ORDER BY {expr} <=> %s LIMIT %s")
+            rows = conn.execute(sql, [q, *params, q, limit]).fetchall()
+        if exact:  # the rest of the transaction plans as usual
+            conn.execute("SELECT set_config('enable_indexscan', 'on', true)")
+        if filtered and not exact:  # relaxed order: re-sort the few rows exactly
+            rows.sort(key=lambda r: r[1])
+        return [(int(r[0]), 1.0 - float(r[1])) for r in rows], exact
