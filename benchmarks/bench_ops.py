@@ -37,7 +37,7 @@ from photoscout.database import indexes
 from photoscout.jobs import store as jobs
 from photoscout.jobs.worker import Worker
 from photoscout.library import scanner
-from photoscout.maintenance import disk
+from photoscout.maintenance import disk, estimate
 from photoscout.registry import lifecycle, local
 
 PHOTOSCOUT = str(Path(sys.executable).with_name("photoscout"))
@@ -131,7 +131,7 @@ def main() -> None:
                     path = f"/bench/synthetic/{i // 1000:03d}/IMG_{i:06d}.jpg"
                     copy.write_row((path, path.encode(), path.rsplit("/", 1)[0], "ok"))
             synthetic = [r[0] for r in cur.execute("SELECT id FROM photos WHERE path LIKE '/bench/%%' ORDER BY id")]
-        estimate_v1 = disk.estimate(core.db, core.settings, v1, a.size, measure=False)
+        estimate_v1 = estimate.estimate(core.db, core.settings, v1, a.size, measure=False)
         took = fill(core, V1, V1, synthetic, real, rng)
         print(f"library: {a.size:,} photos ({len(real['vectors']):,} real, {n_syn:,} synthetic written in "
               f"{took:.0f}s through the job's batch writer)")
@@ -141,7 +141,7 @@ def main() -> None:
                                         backend="conse", config={**v1.config, "storage": "vector"})
         with core.db.connection() as conn:
             all_ids = [r[0] for r in conn.execute("SELECT id FROM photos WHERE status = 'ok' ORDER BY id")]
-        estimate_full = disk.estimate(core.db, core.settings, full, len(all_ids), measure=False)
+        estimate_full = estimate.estimate(core.db, core.settings, full, len(all_ids), measure=False)
         fill(core, full.ref, V1, all_ids, real, rng)
         usage = {v.model: v for v in disk.versions(core.db, core.settings)}
         for ref, label, est in ((V1, "halfvec", estimate_v1), (full.ref, "vector", estimate_full)):

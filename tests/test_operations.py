@@ -21,7 +21,7 @@ from photoscout.evaluation import runner, sets
 from photoscout.jobs import store
 from photoscout.jobs.worker import Worker
 from photoscout.library import scanner
-from photoscout.maintenance import disk
+from photoscout.maintenance import estimate
 from photoscout.maintenance.disk import folder_bytes
 from photoscout.registry import builtin, lifecycle, local
 from photoscout.rollout import activation, promotion
@@ -78,7 +78,7 @@ def test_disk_prune_and_rollback_on_three_versions(library: tuple[Photoscout, li
     from photoscout.jobs.enrich import enrich
 
     enrich(core.db, core.settings)  # v1 (active) covers every photo and gets its index
-    estimate = disk.estimate(core.db, core.settings, lifecycle.get(core.db, v2), len(files), measure=False)
+    planned = estimate.estimate(core.db, core.settings, lifecycle.get(core.db, v2), len(files), measure=False)
     for ref in (v2, v3):
         _embed(core, ref)
         promotion.promote(core.db, core.settings, ref, force=True, reason="test: no evaluation sets here")
@@ -91,7 +91,7 @@ def test_disk_prune_and_rollback_on_three_versions(library: tuple[Photoscout, li
     measured_v2 = by_model[v2]["database_bytes"]
     # 32 photos fill a few pages of each table: the estimate is only near here (within 10% at 100k photos:
     # benchmarks/bench_ops.py)
-    assert 0.5 < estimate.bytes / measured_v2 < 2, (estimate.as_dict(), measured_v2)
+    assert 0.5 < planned.bytes / measured_v2 < 2, (planned.as_dict(), measured_v2)
     with core.db.connection() as conn:
         tables = conn.execute("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN "
                               "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND "

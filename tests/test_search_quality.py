@@ -121,6 +121,45 @@ def test_quoted_phrases_are_parsed_and_checked() -> None:
         Filters(printed=("  ",)).check()
 
 
+def test_a_query_is_understood_once_whatever_its_punctuation() -> None:
+    """#26: what a query means is worked out in one place with one tokenizer. Before, the engine split words on
+    spaces to decide whether printed words lead ("receipts, please" did not: "receipts," is no concept), and the
+    categories a query names were matched on the raw text ("screen-shot" named nothing)."""
+    from photoscout.search import query
+
+    assert query.words("Receipts, please!  TOT-AL") == ["receipts", "please", "tot", "al"]
+    for text in ("receipts, from the hardware store", "a receipt.", "(receipt)", "RECEIPTS"):
+        assert query.parse(text).printed_leads, text
+    assert not query.parse("pizza, please").printed_leads
+    assert query.parse('pizza "total"').printed_leads and query.parse('pizza "total"').printed == ("total",)
+    assert query.named_categories("a screen-shot of the router settings") == ["screenshots"]
+    assert query.named_categories("screenshots, please") == ["screenshots"]
+    assert query.named_categories("receipt: hardware store") == ["receipts"]
+    meaning = query.parse("  Receipt, from the hardware-store  ")
+    assert meaning.terms[:3] == ("receipt", "hardware", "store") and "total" in meaning.terms
+    assert meaning.categories == ("receipts",) and meaning.text == "Receipt, from the hardware-store"
+    with pytest.raises(InvalidParameter, match="at most 1000"):
+        query.parse("x" * 1001)
+
+
+def test_filters_are_read_by_one_parser() -> None:
+    """#26: the CLI's options, the API's and the page's parameters go through ``Filters.parse`` (one date parser,
+    the same errors) and come back out as the API's parameters (the CLI asking a running server)."""
+    from datetime import date
+
+    found = Filters.parse(category=" food ", after="2024-01-01", before="2024-02-01", folder="/photos/a",
+                          camera="", has_text="on")
+    assert found == Filters(category="food", after=date(2024, 1, 1), before=date(2024, 2, 1), path="/photos/a",
+                            has_text=True)
+    assert Filters.from_params(found.params()) == found
+    assert Filters.from_params({"q": "x", "n": "3"}) == Filters() and not Filters.parse().active
+    with pytest.raises(InvalidParameter, match="is not a date") as bad:
+        Filters.parse(after="2024-13-01")
+    assert bad.value.params == ("after",)
+    with pytest.raises(InvalidParameter, match="before the 'before' date"):
+        Filters.parse(after="2024-02-01", before="2024-01-01")
+
+
 def test_quoted_words_are_squeezed_by_the_same_rule_as_the_stored_text(
         library: tuple[Photoscout, dict[str, str]]) -> None:
     """The stored OCR text is squeezed by PostgreSQL (``photo_text.squeezed``) and a quoted phrase was squeezed by

@@ -123,3 +123,140 @@ def test_output_tables_are_the_schemas_own(db: Database) -> None:
     assert set(OUTPUT_TABLES) == set(restricted)
     assert set(PHOTO_OUTPUT_TABLES) == {t for t, per_photo in restricted.items() if per_photo}
     assert len(OUTPUT_TABLES) == len(set(OUTPUT_TABLES))
+
+
+# -- one home for each rule (issue #26) ---------------------------------------------------------------------------
+WEB = SRC / "web"
+PAGE_FILES = sorted([*WEB.glob("templates/*.html"), *WEB.glob("static/*.js")])
+
+
+def _literals(tree: ast.AST) -> Iterator[tuple[int, set[str]]]:
+    """Each string constant's quoted words ('running' in SQL) and each tuple/list/set literal's strings."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.lineno, set(re.findall(r"'(\w+)'", node.value)) | {node.value}
+        elif isinstance(node, ast.Tuple | ast.List | ast.Set):
+            yield node.lineno, {e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+
+
+def _second_definitions(names: set[str], home: str) -> list[str]:
+    """Places outside ``home`` that spell out two or more of ``names`` together (a set of them written again)."""
+    found = []
+    for name, path in modules():
+        if name == home:
+            continue
+        for line, words in _literals(ast.parse(path.read_text(encoding="utf-8"))):
+            if len(words & names) >= 2:
+                found.append(f"{path.relative_to(SRC.parent)}:{line}: {sorted(words & names)}")
+    for path in PAGE_FILES:
+        text = path.read_text(encoding="utf-8")
+        for line_no, line in enumerate(text.splitlines(), 1):
+            quoted = set(re.findall(r"""["'](\w+)["']""", line))
+            if len(quoted & names) >= 2 or (names & quoted and "status" in line and "==" in line):
+                found.append(f"{path.relative_to(SRC.parent)}:{line_no}: {sorted(quoted & names)}")
+    return found
+
+
+def test_job_states_and_kinds_are_defined_once() -> None:
+    """The job statuses and kinds live in ``jobs/states.py``; a second set of them (a tuple in a face, a SQL
+    ``IN ('pending', 'running')``, a template comparing statuses) is how a paused job came to end the web page's
+    live updates while ``jobs status --watch`` kept polling."""
+    from photoscout.jobs.states import JobKind, JobStatus
+
+    assert not (wrong := _second_definitions({str(s) for s in JobStatus}, "photoscout.jobs.states")), \
+        "job statuses written again (use photoscout.jobs.states):\n" + "\n".join(wrong)
+    assert not (wrong := _second_definitions({str(k) for k in JobKind}, "photoscout.jobs.states")), \
+        "job kinds written again (use photoscout.jobs.states):\n" + "\n".join(wrong)
+
+
+def test_the_page_cap_is_one_constant() -> None:
+    """``search.results.MAX_RESULTS`` is the page cap; no face writes it (or the last offset) as a number."""
+    from photoscout.search.results import MAX_RESULTS
+
+    cap = {MAX_RESULTS, MAX_RESULTS - 1}
+
+    def limits(tree: ast.AST) -> Iterator[ast.expr]:
+        """Numbers used as bounds: keyword values (``le=``), compared, computed with, assigned."""
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Call):
+                yield from (k.value for k in n.keywords)
+            elif isinstance(n, ast.Compare):
+                yield from (n.left, *n.comparators)
+            elif isinstance(n, ast.BinOp):
+                yield from (n.left, n.right)
+            elif isinstance(n, ast.Assign | ast.AnnAssign) and n.value is not None:
+                yield n.value
+
+    wrong = [f"{path.relative_to(SRC.parent)}:{n.lineno}: {n.value}" for path in _face_files()
+             for n in limits(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(n, ast.Constant) and type(n.value) is int and n.value in cap]
+    wrong += [f"{path.relative_to(SRC.parent)}: {number}" for path in PAGE_FILES
+              for number in re.findall(r"\b\d+\b", path.read_text(encoding="utf-8")) if int(number) in cap]
+    assert not wrong, "the page cap written as a number (use MAX_RESULTS):\n" + "\n".join(wrong)
+
+
+def test_filters_and_dates_are_parsed_in_one_place() -> None:
+    """Every face reads filters with ``Filters.parse`` / ``Filters.from_params`` and dates with the filters' one
+    date parser: no face builds ``Filters(...)`` itself or parses a date, and no other module defines a date
+    parser."""
+    wrong = []
+    for path in _face_files():
+        for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(n, ast.Call):
+                f = n.func
+                if isinstance(f, ast.Name) and f.id == "Filters":
+                    wrong.append(f"{path.name}:{n.lineno}: Filters(...) built in a face")
+                if isinstance(f, ast.Attribute) and f.attr in ("fromisoformat", "strptime"):
+                    wrong.append(f"{path.name}:{n.lineno}: a date parsed in a face")
+    for name, path in modules():
+        for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(n, ast.FunctionDef) and re.fullmatch(r"_?(parse_)?dates?", n.name) \
+                    and name != "photoscout.search.filters":
+                wrong.append(f"{path.relative_to(SRC.parent)}:{n.lineno}: a second date parser {n.name}()")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_query_meaning_lives_in_search_query() -> None:
+    """What a query means (its words, the words naming a category or a printed-word concept, the stopwords) is
+    defined in ``search/query.py`` only; the engine and the categories take it from there."""
+    owned = {"TEXT_CONCEPTS", "CATEGORY_WORDS", "STOPWORDS", "named_in", "named_categories", "ocr_terms", "words"}
+    wrong = []
+    for name, path in modules():
+        if name == "photoscout.search.query":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for n in [*ast.walk(tree), *tree.body]:  # functions anywhere, constants at module level
+            defined = [n.name] if isinstance(n, ast.FunctionDef) else \
+                [t.id for t in n.targets if isinstance(t, ast.Name)] if isinstance(n, ast.Assign) and n in tree.body \
+                else []
+            wrong += [f"{path.relative_to(SRC.parent)}:{n.lineno}: {d}" for d in defined if d in owned]
+    assert not wrong, "a query's meaning defined outside search/query.py:\n" + "\n".join(wrong)
+
+
+def test_pages_hold_no_rules() -> None:
+    """Templates show what the core says a version allows (``actions``); they do not decide it from its status."""
+    wrong = [f"{path.name}:{i}: {line.strip()[:80]}" for path in WEB.glob("templates/*.html")
+             for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if re.search(r"\.status\s*(in|==|!=)\s*[(\[']", line) and "actions" not in line]
+    assert not wrong, "a rule in a template (ask the core: models_list()[...]['actions']):\n" + "\n".join(wrong)
+
+
+def test_the_readme_architecture_names_every_module() -> None:
+    """The README's architecture section names every module of the package, and every module it names exists."""
+    readme = (SRC.parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Architecture"):readme.index("## Tests and benchmarks")]
+    files = {path.relative_to(SRC).as_posix() for _name, path in modules()}
+    missing = sorted(f for f in files if not f.endswith("__init__.py") and f.split("/")[-1] not in section)
+    assert not missing, f"modules the README's architecture section does not name: {missing}"
+    named = set(re.findall(r"`([\w/]+\.py)`", section))
+    stale = sorted(n for n in named if not any(f == n or f.endswith("/" + n) for f in files))
+    assert not stale, f"the README's architecture section names modules that do not exist: {stale}"
+
+
+def test_the_rule_checks_find_what_they_look_for(tmp_path: Path) -> None:
+    """The rule checks are not vacuous: a planted set of job statuses and a planted date parser are found."""
+    planted = ast.parse("DONE = ('completed', 'failed')\nsql = \"WHERE status IN ('pending', 'running')\"\n")
+    found = [words for _line, words in _literals(planted) if len(words & {"completed", "failed", "pending",
+                                                                         "running"}) >= 2]
+    assert len(found) == 2
+    assert re.fullmatch(r"_?(parse_)?dates?", "_date") and not re.fullmatch(r"_?(parse_)?dates?", "update")

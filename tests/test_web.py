@@ -226,6 +226,37 @@ def test_a_job_runs_in_the_server_with_progress(client: TestClient) -> None:
     assert len(lines) == 1 and '"completed"' in lines[0]  # an ended job: one event, then the stream ends
 
 
+def test_a_paused_job_is_followed_alike_by_every_face(client: TestClient, core: Photoscout, home: Path) -> None:
+    """#26: a paused job is not over. The core says so once (``finished``); the events stream of the web page
+    goes on for it as ``jobs status --watch`` does (before, the stream ended on "paused" while --watch kept
+    polling), and the CLI's --json of a job is the API's, field for field."""
+    import json
+
+    job = client.post("/api/v1/jobs", json={"kind": "embed", "model": RANDOM, "missing_only": True},
+                      headers=WRITE).json()
+    with core.db.connection() as conn:
+        conn.execute("UPDATE jobs SET status = 'paused', finished_at = NULL WHERE id = %s", (job["id"],))
+    try:
+        state = client.get(f"/api/v1/jobs/{job['id']}").json()
+        assert state["status"] == "paused" and state["finished"] is False
+        events = []
+        with client.stream("GET", f"/api/v1/jobs/{job['id']}/events") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                if len(events) == 2:
+                    break
+        assert [e["finished"] for e in events] == [False, False]  # still followed, a second later
+        cli = subprocess.run([PHOTOSCOUT, "jobs", "status", str(job["id"]), "--json"], capture_output=True,
+                             text=True, env={**os.environ, "PHOTOSCOUT_HOME": str(home)}, timeout=120)
+        assert cli.returncode == 0, cli.stderr
+        assert set(json.loads(cli.stdout)) == set(state) and json.loads(cli.stdout)["finished"] is False
+    finally:
+        with core.db.connection() as conn:
+            conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = now() WHERE id = %s", (job["id"],))
+    assert client.get(f"/api/v1/jobs/{job['id']}").json()["finished"] is True
+
+
 def test_the_api_gate_refuses_exactly_as_the_cli_does(client: TestClient, core: Photoscout, home: Path) -> None:
     """Same gate, same record: evaluated on the user's marked set, the random version is worse; the API and the
     CLI refuse it with the same verdict, and each refusal is in the decision log."""
@@ -240,11 +271,57 @@ def test_the_api_gate_refuses_exactly_as_the_cli_does(client: TestClient, core: 
     assert cli.returncode == 4, cli.stderr
     import json
 
-    cli_gate = json.loads(cli.stdout)["gate"]
-    for key in ("passed", "problems", "regressions", "compared", "sessions", "active", "candidate"):
+    cli_body = json.loads(cli.stdout)
+    cli_gate = cli_body["gate"]
+    for key in ("passed", "problems", "regressions", "compared", "sessions", "active", "candidate", "summary"):
         assert api_gate[key] == cli_gate[key], key
+    # one result shape (#26): the CLI's --json refusal is the API's 409 body, field for field
+    assert set(cli_body) == set(api.json()) == {"error", "promoted", "model", "gate"} and set(cli_gate) == set(api_gate)
+    assert cli_body["promoted"] is api.json()["promoted"] is False
+    dry = subprocess.run([PHOTOSCOUT, "models", "promote", RANDOM, "--dry-run", "--json"], capture_output=True,
+                         text=True, env={**os.environ, "PHOTOSCOUT_HOME": str(home)}, timeout=300)
+    assert set(json.loads(dry.stdout)) == set(client.get(f"/api/v1/models/{RANDOM}/gate").json())
     log = core.decision_log()
     assert log.count(f"promotion of {RANDOM} refused") >= 2
+
+
+def test_a_bad_filter_reads_the_same_in_every_face(client: TestClient, home: Path) -> None:
+    """#26: one filter parser: the API, the page (asked for as JSON) and the CLI refuse a bad date with the same
+    words, each naming the parameter its own way."""
+    api = client.get("/api/v1/search", params={"q": "food", "after": "2024-13-01"})
+    assert api.status_code == 400 and api.json()["params"] == ["after"]
+    page = client.get("/", params={"q": "food", "after": "2024-13-01"}, headers={"Accept": "application/json"})
+    assert page.status_code == 400 and page.json()["error"] == api.json()["error"]
+    assert "is not a date" in api.json()["error"]
+    cli = subprocess.run([PHOTOSCOUT, "search", "food", "--after", "2024-13-01", "--no-server"], capture_output=True,
+                         text=True, env={**os.environ, "PHOTOSCOUT_HOME": str(home)}, timeout=120)
+    assert cli.returncode == 2 and api.json()["error"] in cli.stderr and "--after" in cli.stderr
+
+
+def test_every_page_answers_json_from_the_same_view(client: TestClient) -> None:
+    """#26, datasette's way: each page's handler answers JSON (``Accept: application/json`` or ``?format=json``)
+    with the data its template renders; a search page's next page is in it, as the API pages."""
+    as_json = {"Accept": "application/json"}
+    first = client.get("/", params={"q": "food", "n": 5}, headers=as_json).json()
+    api = client.get("/api/v1/search", params={"q": "food", "limit": 5}).json()
+    assert [h["photo_id"] for h in first["result"]["results"]] == [h["photo_id"] for h in api["results"]]
+    assert first["result"]["next_offset"] == api["next_offset"] == 5 and "offset=5" in first["next_url"]
+    second = client.get(first["next_url"], headers=as_json).json()
+    assert second["result"]["offset"] == 5 and second["result"]["results"][0]["photo_id"] not in \
+        {h["photo_id"] for h in first["result"]["results"]}
+    browse = client.get("/", params={"format": "json", "n": 7}).json()
+    assert browse["result"]["model"] is None and len(browse["result"]["results"]) == 7
+    models = client.get("/models", headers=as_json).json()["models"]
+    assert all(set(m["actions"]) == {"job", "evaluate", "compare", "promote", "activate", "rollback"} for m in models)
+    assert {m["ref"]: m["actions"]["job"] for m in models}[V1] == "embed"
+    jobs = client.get("/jobs", params={"format": "json"}).json()
+    assert {m["ref"] for m in jobs["candidates"]} == {m["ref"] for m in models if m["actions"]["job"]}
+    assert set(client.get("/disk", headers=as_json).json()) == {"disk", "findings", "healthy"}
+    pid = api["results"][1]["photo_id"]
+    photo = client.get(f"/photos/{pid}", params={"q": "food", "rank": 1}, headers=as_json).json()
+    assert photo["photo"]["id"] == pid and photo["neighbours"]["previous"] == {
+        "photo_id": api["results"][0]["photo_id"], "rank": 0}
+    assert photo["neighbours"]["next"] == {"photo_id": api["results"][2]["photo_id"], "rank": 2}
 
 
 def test_compare_promote_and_rollback(client: TestClient) -> None:

@@ -31,7 +31,7 @@ from photoscout.jobs.executors import Dispatched
 from photoscout.jobs.states import KIND_FOR_TYPE, JobStatus
 from photoscout.library import catalog, media, scanner
 from photoscout.library.scanner import ScanSummary
-from photoscout.maintenance import backup, disk, doctor, prune
+from photoscout.maintenance import backup, disk, doctor, estimate, prune
 from photoscout.maintenance.prune import PruneReport
 from photoscout.models import artifacts
 from photoscout.models.cache import ModelCache
@@ -260,7 +260,7 @@ class Photoscout:
         return {**lifecycle.describe(self.settings, m, files=True), "actions": actions.for_models(self.db, [m])[m.ref],
                 "history": lifecycle.history(self.db, m.ref),
                 "photos_done": done_count(self.db, m.id),
-                "estimate_missing": disk.estimate(self.db, self.settings, m, len(missing.photo_ids),
+                "estimate_missing": estimate.estimate(self.db, self.settings, m, len(missing.photo_ids),
                                                   measure=False).as_dict() if missing else None}
 
     def install_builtin(self, refs: list[str] | None = None, *, wheels_dir: Path | None = None,
@@ -374,7 +374,7 @@ class Photoscout:
         plan = store.plan_job(self.db, kind=kind, model_ref=model, missing_only=missing_only,
                               sample_count=sample_count, sample_fraction=sample_fraction, seed=seed)
         return {"kind": kind, "model": plan.model.ref, "photos": len(plan.photo_ids), "scope": plan.scope,
-                "estimate": disk.estimate(self.db, self.settings, plan.model, len(plan.photo_ids)).as_dict()}
+                "estimate": estimate.estimate(self.db, self.settings, plan.model, len(plan.photo_ids)).as_dict()}
 
     def job_kinds(self) -> dict[str, str]:
         """The job kind that runs each model type."""

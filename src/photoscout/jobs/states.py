@@ -21,6 +21,16 @@ UNFINISHED = frozenset(set(JobStatus) - FINISHED)  # a job of a version keeps it
 HANDED_OUT = (JobStatus.PENDING, JobStatus.RUNNING)  # statuses whose units workers lease
 
 
+class UnitState(StrEnum):
+    """A unit of a job (a batch of photo ids): waiting, leased by a worker, done; failed is kept for units of jobs
+    made before isolation split them (a failing photo is recorded as failed, its unit done)."""
+
+    PENDING = "pending"
+    LEASED = "leased"
+    DONE = "done"
+    FAILED = "failed"
+
+
 class JobKind(StrEnum):
     EMBED = "embed"
     DETECT = "detect"

@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 
 from photoscout.common.errors import InvalidParameter, NotFound, PhotoscoutError
 from photoscout.database import Database
-from photoscout.jobs.states import HANDED_OUT, KIND_FOR_TYPE, JobKind, JobStatus, finished, values
+from photoscout.jobs.states import HANDED_OUT, KIND_FOR_TYPE, JobKind, JobStatus, UnitState, finished, values
 from photoscout.registry import lifecycle
 
 _HANDED_OUT = values(HANDED_OUT)
@@ -299,14 +299,14 @@ def set_status(db: Database, job_id: int, status: str) -> dict[str, Any]:
         if status == JobStatus.CANCELLED:
             if job["status"] in (JobStatus.COMPLETED, JobStatus.CANCELLED):
                 raise PhotoscoutError(f"job {job_id} is already {job['status']}")
-            conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now() "
-                         "WHERE id = %s", (job_id,))
+            conn.execute("UPDATE jobs SET status = %s, finished_at = now(), updated_at = now() WHERE id = %s",
+                         (JobStatus.CANCELLED.value, job_id))
         elif status == "resume":
-            if job["status"] == "completed":
+            if job["status"] == JobStatus.COMPLETED:
                 raise PhotoscoutError(f"job {job_id} is completed; nothing to resume")
-            conn.execute("UPDATE job_units SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL "
-                         "WHERE job_id = %s AND (state = 'failed' OR (state = 'leased' AND lease_expires_at < now()))",
-                         (job_id,))
+            conn.execute("UPDATE job_units SET state = %s, lease_owner = NULL, lease_expires_at = NULL "
+                         "WHERE job_id = %s AND (state = %s OR (state = 'leased' AND lease_expires_at < now()))",
+                         (UnitState.PENDING.value, job_id, UnitState.FAILED.value))
             conn.execute("UPDATE jobs SET status = 'pending', finished_at = NULL, updated_at = now() WHERE id = %s",
                          (job_id,))
     return get_job(db, job_id)

@@ -3,7 +3,6 @@ answers. Errors are the core's messages as ``{"error": ...}`` with their HTTP st
 
 from __future__ import annotations
 
-from datetime import date
 from io import BytesIO
 from typing import Annotated, Any, Literal
 
@@ -38,8 +37,11 @@ Core = Annotated[Photoscout, Depends(core)]
 
 class SearchFilters(BaseModel):
     category: str | None = Field(None, max_length=200, description="A photo category or few-shot class.")
-    after: date | None = Field(None, description="Taken on or after this day.")
-    before: date | None = Field(None, description="Taken before this day.")
+    # dates as text: read by the filters' one date parser, as the CLI's and the pages' are (same errors)
+    after: str | None = Field(None, max_length=40, description="Taken on or after this day (YYYY-MM-DD).",
+                              json_schema_extra={"format": "date"})
+    before: str | None = Field(None, max_length=40, description="Taken before this day (YYYY-MM-DD).",
+                               json_schema_extra={"format": "date"})
     folder: str | None = Field(None, max_length=4096, description="Only photos under this folder.")
     camera: str | None = Field(None, max_length=200, description="Camera make or model contains this.")
     has_text: bool = Field(False, description="Only photos with text in them (OCR).")
