@@ -242,15 +242,26 @@ def test_pages_hold_no_rules() -> None:
 
 
 def test_the_readme_architecture_names_every_module() -> None:
-    """The README's architecture section names every module of the package, and every module it names exists."""
+    """The README's layer table names each package's modules in that package's row, and every module a row names
+    is in that package (the table once put ``artifacts.py`` under ``registry/``; it is ``models/artifacts.py``)."""
     readme = (SRC.parent.parent / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Architecture"):readme.index("## Tests and benchmarks")]
-    files = {path.relative_to(SRC).as_posix() for _name, path in modules()}
-    missing = sorted(f for f in files if not f.endswith("__init__.py") and f.split("/")[-1] not in section)
-    assert not missing, f"modules the README's architecture section does not name: {missing}"
-    named = set(re.findall(r"`([\w/]+\.py)`", section))
-    stale = sorted(n for n in named if not any(f == n or f.endswith("/" + n) for f in files))
-    assert not stale, f"the README's architecture section names modules that do not exist: {stale}"
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)/` \|(.*)$", section, re.MULTILINE)}
+    problems = []
+    for package in sorted(p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()):
+        folder = SRC / package
+        if package not in rows:
+            problems.append(f"no row for {package}/")
+            continue
+        files = {p.relative_to(folder).as_posix() for p in folder.rglob("*.py")}
+        named = set(re.findall(r"`([\w/]+\.py)`", rows[package]))
+        problems += [f"{package}/{f} is not named in its row" for f in sorted(files)
+                     if not f.endswith("__init__.py") and f.split("/")[-1] not in named and f not in named]
+        problems += [f"the {package}/ row names {n}, which is not in {package}/" for n in sorted(named)
+                     if not any(f == n or f.endswith("/" + n) for f in files)]
+    top = {p.name for p in SRC.glob("*.py")} - {"__init__.py"}
+    problems += [f"no row for {f}" for f in sorted(top) if f"| `{f}` |" not in section]
+    assert not problems, "the README's architecture section is not true file by file:\n" + "\n".join(problems)
 
 
 def test_the_rule_checks_find_what_they_look_for(tmp_path: Path) -> None:
