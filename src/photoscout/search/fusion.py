@@ -31,32 +31,37 @@ class Rankings:
     feedback: list[tuple[int, float]] = field(default_factory=list)
     ocr_weight: float = OCR_WEIGHT
 
-    def scores(self) -> tuple[dict[int, float], dict[int, list[str]]]:
-        """score = sum over rankings of weight / (60 + rank); and why each photo scored."""
+    def _lists(self) -> list[tuple[list[Any], float, Any]]:
+        """Each ranking, its weight and how it says why a photo is in it."""
+        return [
+            (self.vector, 1.0, lambda sim: f"image similarity {sim:.3f}"),
+            (sorted(self.category, key=lambda h: -h[1]), 1.0, lambda _sim: "in a category the query names"),
+            ([h for h in self.meaning if h[1] >= TEXT_MEANING_MIN], OCR_WEIGHT,
+             lambda sim: f"text in photo means something close ({sim:.2f})"),
+            (self.ocr, self.ocr_weight, lambda snippet: f"text in photo: {snippet}"),
+            (self.feedback, 1.0, lambda sim: f"looks like the best matches ({sim:.2f})"),
+        ]
+
+    def scores(self) -> dict[int, float]:
+        """score = sum over rankings of weight / (60 + rank)."""
         scores: dict[int, float] = {}
-        why: dict[int, list[str]] = {}
+        for hits, weight, _reason in self._lists():
+            for rank, (pid, _value) in enumerate(hits):
+                scores[pid] = scores.get(pid, 0) + weight / (RRF_K + rank + 1)
+        return scores
 
-        def add(pid: int, weight: float, rank: int, reason: str) -> None:
-            scores[pid] = scores.get(pid, 0) + weight / (RRF_K + rank + 1)
-            why.setdefault(pid, []).append(reason)
-
-        for rank, (pid, sim) in enumerate(self.vector):
-            add(pid, 1.0, rank, f"image similarity {sim:.3f}")
-        for rank, (pid, _sim) in enumerate(sorted(self.category, key=lambda h: -h[1])):
-            add(pid, 1.0, rank, "in a category the query names")
-        for rank, (pid, sim) in enumerate(self.meaning):
-            if sim < TEXT_MEANING_MIN:
-                break
-            add(pid, OCR_WEIGHT, rank, f"text in photo means something close ({sim:.2f})")
-        for rank, (pid, snippet) in enumerate(self.ocr):
-            add(pid, self.ocr_weight, rank, f"text in photo: {snippet}")
-        for rank, (pid, sim) in enumerate(self.feedback):
-            add(pid, 1.0, rank, f"looks like the best matches ({sim:.2f})")
-        return scores, why
+    def reasons(self, photos: set[int]) -> dict[int, list[str]]:
+        """Why each of ``photos`` scored (worded only for the photos shown)."""
+        why: dict[int, list[str]] = {pid: [] for pid in photos}
+        for hits, _weight, reason in self._lists():
+            for pid, value in hits:
+                if pid in why:
+                    why[pid].append(reason(value))
+        return why
 
     def first_screen(self) -> tuple[list[int], list[int]]:
         """The best ``FEEDBACK_K`` photos of the fusion so far, and every candidate."""
-        first = self.scores()[0]
+        first = self.scores()
         return sorted(first, key=lambda p: -first[p])[:FEEDBACK_K], list(first)
 
 
@@ -81,11 +86,12 @@ def feedback(conn: Conn, best: list[int], candidates: list[int]) -> list[tuple[i
 
 def page(conn: Conn, reg: lifecycle.RegisteredModel, rankings: Rankings, *, skip: int, limit: int) -> list[Hit]:
     """The fused ranking's photos ``skip`` to ``limit``, with their paths, categories and reasons."""
-    scores, why = rankings.scores()
+    scores = rankings.scores()
     sims = dict(rankings.vector) | dict(rankings.category)
     top = sorted(scores, key=lambda p: -scores[p])[skip:limit]
     if not top:
         return []
+    why = rankings.reasons(set(top))
     with conn.cursor(row_factory=dict_row) as cur:
         rows = {r["id"]: r for r in cur.execute(
             "SELECT p.id, p.path, p.thumbnail, p.categories, p.taken_at, (SELECT a.labels FROM photo_analysis a "

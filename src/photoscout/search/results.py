@@ -4,7 +4,7 @@ can be paged) is defined here and nowhere else."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from photoscout.common.errors import InvalidParameter
@@ -42,7 +42,7 @@ class Hit:
     taken_at: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(self.__dict__)  # shallow: dataclasses.asdict deep-copies, 0.5 ms a page of 40 (bench_serve)
 
 
 @dataclass
