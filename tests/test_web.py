@@ -322,6 +322,8 @@ def test_every_page_answers_json_from_the_same_view(client: TestClient) -> None:
     assert photo["photo"]["id"] == pid and photo["neighbours"]["previous"] == {
         "photo_id": api["results"][0]["photo_id"], "rank": 0}
     assert photo["neighbours"]["next"] == {"photo_id": api["results"][2]["photo_id"], "rank": 2}
+    missing = client.get("/photos/999999", params={"format": "json"}, headers={"Accept": "text/html"})
+    assert missing.status_code == 404 and "no photo 999999" in missing.json()["error"]  # asked as JSON, even an error
 
 
 def test_compare_promote_and_rollback(client: TestClient) -> None:

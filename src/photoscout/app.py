@@ -376,10 +376,6 @@ class Photoscout:
         return {"kind": kind, "model": plan.model.ref, "photos": len(plan.photo_ids), "scope": plan.scope,
                 "estimate": estimate.estimate(self.db, self.settings, plan.model, len(plan.photo_ids)).as_dict()}
 
-    def job_kinds(self) -> dict[str, str]:
-        """The job kind that runs each model type."""
-        return {t: str(k) for t, k in KIND_FOR_TYPE.items()}
-
     def create_job(self, kind: str, model: str, *, missing_only: bool = False, sample_count: int | None = None,
                    sample_fraction: float | None = None, seed: int = 0) -> dict[str, Any]:
         """A job over all photos, a seeded sample, or those missing the model's output (not started)."""

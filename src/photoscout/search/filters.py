@@ -6,7 +6,7 @@ running server) and what it means in SQL over ``photos p`` (``Filters.sql``)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -71,13 +71,10 @@ class Filters:
         return {k: v for k, v in out.items() if v}
 
     def with_category(self, category: str) -> Filters:
-        return Filters(category, self.after, self.before, self.path, self.camera, self.has_text, self.printed)
+        return replace(self, category=category)
 
     def with_printed(self, phrases: tuple[str, ...]) -> Filters:
-        if not phrases:
-            return self
-        return Filters(self.category, self.after, self.before, self.path, self.camera, self.has_text,
-                       (*self.printed, *phrases))
+        return replace(self, printed=(*self.printed, *phrases)) if phrases else self
 
     def sql(self) -> tuple[str, list[Any]]:
         where: list[str] = ["p.status = 'ok'"]

@@ -127,10 +127,6 @@ class Query:
     categories: tuple[str, ...]  # categories its words name (each a supporting ranking)
     printed_leads: bool  # printed words define what it asks for (quoted words, a receipt): OCR evidence leads
 
-    @property
-    def empty(self) -> bool:
-        return not self.text
-
 
 def parse(text: str | None) -> Query:
     """The meaning of a text query (an empty one means a search by a photo)."""

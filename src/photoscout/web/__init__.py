@@ -34,7 +34,9 @@ MAX_BODY = api.MAX_UPLOAD + 64 * 1024  # an upload and its form fields
 
 
 def _is_page(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+    """An error for a person (an error page), else JSON: the pages' own test of what was asked for."""
+    return not request.url.path.startswith("/api/") and not pages.wants_json(request) \
+        and "text/html" in request.headers.get("accept", "")
 
 
 def _error(request: Request, status: int, message: str, **extra: Any) -> Response:
