@@ -21,6 +21,9 @@ from photoscout.database.embedded import EmbeddedServer
 REPO = Path(__file__).resolve().parent.parent
 DATASET = REPO.parent / "shared" / "datasets" / "photos-dev"
 PHOTOSCOUT = str(Path(sys.executable).with_name("photoscout"))
+# Tests write a bad file and scan it at once; a real library gives a fresh, undecodable file `settle_seconds` to
+# finish copying. The tests of that rule (test_service.py) set it themselves.
+os.environ.setdefault("PHOTOSCOUT_SETTLE_SECONDS", "0")
 
 
 def _free_port() -> int:

@@ -22,8 +22,11 @@ from photoscout.database.schema import OUTPUT_TABLES, PHOTO_OUTPUT_TABLES
 SRC = Path(__file__).resolve().parent.parent / "src" / "photoscout"
 # Lowest first: a unit may import only units above it in this list (and itself).
 LAYERS = ["photoscout", "common", "config", "database", "models", "registry", "library",
-          "analysis", "jobs", "search", "evaluation", "rollout", "maintenance", "app", "client", "web", "cli"]
-FACES = {"web", "cli"}  # the CLI may start the web face (``serve``); the web face never imports the CLI
+          "analysis", "jobs", "search", "evaluation", "rollout", "maintenance", "app", "client", "service", "web",
+          "cli"]
+# The faces drive the core: the CLI may start the web face (``serve``), which runs the service (``service/``, the
+# always-on host of the core: no SQL, no rule of its own but its timing); none imports a later one.
+FACES = {"service", "web", "cli"}
 CORE_ENTRY = "app"
 SQL = re.compile(r"\b(SELECT\s|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s|ALTER\s|DROP\s|TRUNCATE\s)")
 

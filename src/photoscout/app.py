@@ -11,6 +11,7 @@ A long-running server keeps one warm (models and query embeddings stay loaded); 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,18 +19,19 @@ from types import TracebackType
 from typing import IO, Any
 
 from photoscout.analysis import category_rules, fewshot
-from photoscout.analysis.photos import done_count
+from photoscout.analysis.photos import done_count, pending_photos
 from photoscout.common.errors import DatabaseUnavailable, EnvironmentProblem, NotFound, PhotoscoutError
 from photoscout.common.progress import Progress
-from photoscout.config import Settings, hide_password, load_settings
+from photoscout.config import Settings, hide_password, load_settings, save_settings
 from photoscout.database import EMBEDDED_DB_NAME, Database, indexes, migrations, redact
 from photoscout.database.embedded import EmbeddedServer
 from photoscout.evaluation import marks, results, runner
 from photoscout.jobs import executors, store
-from photoscout.jobs.enrich import EnrichSummary, enrich
+from photoscout.jobs.enrich import EnrichSummary, enrich, enrich_models
 from photoscout.jobs.executors import Dispatched
 from photoscout.jobs.states import KIND_FOR_TYPE, JobStatus
-from photoscout.library import catalog, media, scanner
+from photoscout.jobs.worker import Worker
+from photoscout.library import catalog, media, roots, scanner
 from photoscout.library.scanner import ScanSummary
 from photoscout.maintenance import backup, disk, doctor, estimate, prune
 from photoscout.maintenance.prune import PruneReport
@@ -43,6 +45,8 @@ from photoscout.search import compare
 from photoscout.search.engine import SearchEngine
 from photoscout.search.filters import Filters
 from photoscout.search.results import Hit, SearchResult
+
+log = logging.getLogger(__name__)
 
 
 class Photoscout:
@@ -64,8 +68,15 @@ class Photoscout:
         """The database, opened (embedded server started, migrations applied) on first use."""
         if self._db is None:
             self.settings.ensure_dirs()
-            self._db = Database(self.settings).open()
+            self._db = Database(self.settings, before_migrate=self._before_upgrade).open()
         return self._db
+
+    def _before_upgrade(self, url: str, schema: int, target: int) -> None:
+        """A newer photoscout on an older library: a dump under data/backups/ first, and the log says so."""
+        taken = backup.snapshot_before_upgrade(self.settings, url, schema, target)
+        if taken is not None:
+            log.warning("upgrading the library's schema from %04d to %04d; its database was dumped first to %s "
+                        "(photoscout db restore reads it)", schema, target, taken)
 
     def close(self) -> None:
         if self._owns_db and self._db is not None:
@@ -81,17 +92,29 @@ class Photoscout:
 
     # -- the library ----------------------------------------------------------------------------------
     def index(self, paths: Sequence[str | os.PathLike[str]], *, run_models: bool = True, retry_errors: bool = False,
-              repair_thumbnails: bool = False, progress: Progress | None = None
+              repair_thumbnails: bool = False, confirm_missing: bool = False, progress: Progress | None = None
               ) -> tuple[ScanSummary, EnrichSummary | None]:
         """Scan folders into the library (``retry_errors``: read unreadable files again; ``repair_thumbnails``:
-        photos whose thumbnail is gone), then (unless ``run_models`` is false) run the models new photos need."""
+        photos whose thumbnail is gone; ``confirm_missing``: mark gone photos missing even where a root looks
+        unmounted), then (unless ``run_models`` is false) run the models new photos need."""
         summary = scanner.scan(self.db, self.settings, paths, progress, retry_errors=retry_errors,
-                               repair_thumbnails=repair_thumbnails)
+                               repair_thumbnails=repair_thumbnails, confirm_missing=confirm_missing)
         enriched = enrich(self.db, self.settings, models=self.models, progress=progress) if run_models else None
         return summary, enriched
 
     def status(self) -> dict[str, Any]:
-        return {**catalog.status(self.db), "database": self.db.describe()}
+        return {**catalog.status(self.db), "roots": roots.list_roots(self.db), "database": self.db.describe()}
+
+    def roots(self) -> list[dict[str, Any]]:
+        """The library's roots (what a service watches), each with whether it is held back and why."""
+        return roots.list_roots(self.db)
+
+    def watched_roots(self) -> list[bytes]:
+        return roots.watched(self.db)
+
+    def forget_root(self, root: str) -> None:
+        """No longer watch a root (its photos stay in the library)."""
+        roots.forget(self.db, root)
 
     def photos(self, *, which: str = "ok", limit: int = 50, offset: int = 0,
                folder: str | None = None) -> list[dict[str, Any]]:
@@ -194,6 +217,15 @@ class Photoscout:
         data.update(config_file=str(self.settings.config_file), data_dir=str(self.settings.data_dir),
                     models_dir=str(self.settings.models_dir), device_in_use=device_report(self.settings.device))
         return data
+
+    def update_settings(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Write settings into ``config.toml`` (checked first; a bad value changes nothing). Those a running service
+        reads as it goes (the schedule, quiet hours, the guard) apply at once; threads and niceness at the next
+        start."""
+        fresh = save_settings(self.settings, values)
+        for key in values:  # the one Settings object every part of this core holds
+            setattr(self.settings, key, getattr(fresh, key))
+        return self.config()
 
     def db_status(self) -> dict[str, Any]:
         info = self.db.describe()
@@ -377,11 +409,13 @@ class Photoscout:
                 "estimate": estimate.estimate(self.db, self.settings, plan.model, len(plan.photo_ids)).as_dict()}
 
     def create_job(self, kind: str, model: str, *, missing_only: bool = False, sample_count: int | None = None,
-                   sample_fraction: float | None = None, seed: int = 0) -> dict[str, Any]:
-        """A job over all photos, a seeded sample, or those missing the model's output (not started)."""
+                   sample_fraction: float | None = None, seed: int = 0, new_only: bool = False,
+                   by: str | None = None) -> dict[str, Any]:
+        """A job over all photos, a seeded sample, those missing the model's output, or (``new_only``) those it
+        never ran on (not started; ``by``: who asked, e.g. the service)."""
         return store.create_job(self.db, kind=kind, model_ref=model, missing_only=missing_only,
                                 sample_count=sample_count, sample_fraction=sample_fraction, seed=seed,
-                                unit_size=self.settings.job_unit_size)
+                                unit_size=self.settings.job_unit_size, new_only=new_only, by=by)
 
     def run_job(self, job_id: int, *, executor: str = "local", tasks: int = 2,
                 progress: Progress | None = None) -> tuple[dict[str, Any], Dispatched | None]:
@@ -415,6 +449,27 @@ class Photoscout:
         """A cancelled, failed or interrupted job goes on where it stopped."""
         store.set_status(self.db, job_id, "resume")
         return self.run_job(job_id, executor=executor, tasks=tasks, progress=progress)
+
+    def jobs_to_resume(self, by: str) -> list[int]:
+        """Jobs a service (``by``) picks up: those a worker had begun (perhaps in a process since killed) and its
+        own not begun yet."""
+        return store.to_resume(self.db, by)
+
+    def models_with_new_photos(self) -> list[RegisteredModel]:
+        """The models new photos are run through (``enrich_models``) that some photo was never run through;
+        embedding versions first (they make a photo searchable)."""
+        chosen = sorted(enrich_models(self.db, self.settings), key=lambda m: m.type != "embedding")
+        return [m for m in chosen if pending_photos(self.db, m.id, limit=1)]
+
+    def work_on_job(self, job_id: int, *, units: int = 1) -> int:
+        """Do at most ``units`` units of a job in this process (a service between its checks of the clock and of
+        a stop); the units done, 0 when none was left to take."""
+        worker = Worker(self.db, self.settings, models=self.models)
+        return worker.run(job_id, max_units=units, wait_for_leases=False).units
+
+    def revive_database(self) -> bool:
+        """Start the embedded PostgreSQL again if it died; True when it had to."""
+        return self.db.revive()
 
     def note_job_error(self, job_id: int, message: str) -> None:
         """Why a run of the job stopped, kept as its ``last_error`` (a job run by the server in the background)."""

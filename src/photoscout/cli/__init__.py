@@ -24,7 +24,8 @@ from photoscout.cli.maintenance import disk_command, doctor_command, prune_comma
 from photoscout.cli.models import models_app
 from photoscout.cli.search import search_command
 from photoscout.cli.serve import serve_command
-from photoscout.common.errors import PhotoscoutError
+from photoscout.cli.service import roots_app, run_command, service_app
+from photoscout.common.errors import InvalidParameter, PhotoscoutError
 
 app = typer.Typer(
     name="photoscout",
@@ -75,11 +76,44 @@ app.command("disk")(disk_command)
 app.command("prune")(prune_command)
 app.command("doctor")(doctor_command)
 app.command("serve")(serve_command)
+app.command("run")(run_command)
+app.add_typer(service_app, name="service")
+app.add_typer(roots_app, name="roots")
 
 
-@app.command("config")
-def config_command(json_out: common.JsonOption = False) -> None:
+config_app = typer.Typer(help="Show the effective settings (file, environment and defaults merged); 'config set' "
+                                "changes them.", invoke_without_command=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("set")
+def config_set(
+    pairs: Annotated[list[str], typer.Argument(help="NAME=VALUE, e.g. quiet_hours=22:00-07:00 threads=2.")],
+    json_out: common.JsonOption = False,
+) -> None:
+    """Change settings in <home>/config.toml (checked first: a bad value changes nothing). A running service
+    picks up the schedule and quiet hours at once; the rest applies when it starts again."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise InvalidParameter(f"{pair!r}: give NAME=VALUE")
+        values[name.strip()] = value.strip()
+    with common.core() as core:
+        config = core.update_settings(values)
+    data = {k: config[k] for k in values}
+    def render() -> None:
+        for key, value in data.items():
+            common.console.print(f"[bold]{key}[/bold] = {value!r}", highlight=False)
+
+    common.output(data, json_out, render)
+
+
+@config_app.callback()
+def config_command(ctx: typer.Context, json_out: common.JsonOption = False) -> None:
     """Show the effective settings (file, environment and defaults merged)."""
+    if ctx.invoked_subcommand is not None:
+        return
     with common.core() as core:
         data = core.config()
 

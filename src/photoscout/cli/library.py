@@ -31,15 +31,24 @@ def index_command(
                                "because of the disk, not the file, are always read again).")] = False,
     repair_thumbnails: Annotated[bool, typer.Option(
         "--repair-thumbnails", help="Read again unchanged photos whose thumbnail file is gone.")] = False,
+    confirm_missing: Annotated[bool, typer.Option(
+        "--confirm-missing", help="The photos not found were really deleted: mark them missing even where the "
+                                  "folder looks unmounted (gone, empty, or half its photos gone at once).")] = False,
 ) -> None:
     """Scan folders into the library, then run the active models (embeddings, categories, OCR, faces) on photos
     that lack their outputs. New, changed, moved and missing photos are tracked; unreadable files are listed.
 
-    Exit status: 0 all good, 1 finished but some files could not be read (see `photos list --errors`).
+    A folder that held photos and is now gone, empty, or missing more than half of them at once (an unmounted
+    share?) marks nothing missing: it is "held back" until it is whole again or --confirm-missing says the photos
+    were really deleted. A file still being copied is taken by the next index.
+
+    Exit status: 0 all good, 1 finished but some files could not be read (see `photos list --errors`) or a
+    folder was held back.
     """
     with core() as app, progress_bar(not (no_progress or json_out)) as progress:
         summary, enriched = app.index(paths, run_models=not no_models, retry_errors=retry_errors,
-                                      repair_thumbnails=repair_thumbnails, progress=progress)
+                                      repair_thumbnails=repair_thumbnails, confirm_missing=confirm_missing,
+                                      progress=progress)
     data = {**summary.as_dict(), "models": asdict(enriched) if enriched else None}
     output(data, json_out, lambda: _print_index(summary, enriched))
     if not summary.ok:
@@ -65,6 +74,11 @@ def _print_index(s: ScanSummary, e: EnrichSummary | None) -> None:
     for issue in s.issues:
         err_console.print(f"[yellow]warning:[/yellow] {issue['path']}: {issue['message']}", highlight=False,
                           soft_wrap=True)
+    for held in s.held_back:
+        err_console.print(f"[yellow]held back:[/yellow] {held['message']}", highlight=False, soft_wrap=True)
+    if s.settling:
+        err_console.print(f"{s.settling} file(s) still being written (changed while read, or too fresh to decode): "
+                          "the next index takes them", highlight=False)
     if e is None:
         return
     if not e.models:
@@ -106,6 +120,9 @@ def _print_status(data: dict[str, Any]) -> None:
         ls = data["last_scan"]
         console.print(f"last scan #{ls['id']} {ls['status']} at {ls['started_at']:%Y-%m-%d %H:%M}: "
                       f"{', '.join(ls['roots'])}", highlight=False)
+    for root in data.get("roots", []):
+        if root["held_back"]:
+            console.print(f"[yellow]held back:[/yellow] {root['message']}", highlight=False, soft_wrap=True)
     db_info = data["database"]
     console.print(f"database: PostgreSQL {db_info['server_version']}, pgvector {db_info['pgvector_version']}"
                   f" ({'embedded' if db_info['embedded'] else db_info['url']})", highlight=False)

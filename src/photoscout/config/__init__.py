@@ -23,6 +23,9 @@ from pydantic_settings import (
 from photoscout.common.errors import EnvironmentProblem, PhotoscoutError
 
 CONFIG_FILE_NAME = "config.toml"
+# What a NAS owner sets for the always-on service (the service page and `photoscout config set` show and change them).
+SERVICE_SETTINGS = ("watch", "rescan_minutes", "full_scan_at", "quiet_hours", "threads", "scan_workers",
+                    "background_nice", "settle_seconds", "missing_guard_share", "missing_guard_min")
 
 
 def default_home() -> Path:
@@ -81,6 +84,35 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Photo path prefixes to rewrite on this machine, 'FROM=TO' (e.g. a NAS share mounted elsewhere).",
     )
+    settle_seconds: float = Field(
+        default=5.0, ge=0, le=3600, description="A file modified less than this many seconds ago that cannot be "
+                                                "decoded yet (a copy in flight) is taken by a later scan, not "
+                                                "recorded as corrupt.")
+    missing_guard_share: float = Field(
+        default=0.5, gt=0, le=1, description="A scan that finds more than this share of a root's photos gone at "
+                                             "once (an unmounted share?) marks none missing until confirmed.")
+    missing_guard_min: int = Field(
+        default=10, ge=1, description="The share rule applies from this many photos gone (a root that is gone "
+                                      "or empty is held back whatever its size).")
+    watch: bool = Field(default=True, description="serve and run watch the library's roots for new, changed, moved "
+                                                  "and deleted photos (inotify where the file system sends events).")
+    rescan_minutes: float = Field(
+        default=60, ge=0, description="serve and run rescan every root this often, events or not (network mounts "
+                                      "often send none); 0: never.")
+    full_scan_at: str = Field(
+        default="03:00", pattern=r"^$|^([01]\d|2[0-3]):[0-5]\d$",
+        description="Local time of the nightly full pass (thumbnails repaired, every photo's missing model outputs "
+                    "computed); empty: none.")
+    quiet_hours: str = Field(
+        default="", pattern=r"^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$",
+        description="'HH:MM-HH:MM' (local time): background model work waits during this window; scans and "
+                    "searches go on. Empty: none.")
+    background_nice: int = Field(
+        default=10, ge=0, le=19, description="Niceness of the service's background work (scans, model jobs): "
+                                             "searches keep the CPU first.")
+    upgrade_backups: int = Field(
+        default=3, ge=0, le=100, description="Before a newer photoscout migrates an existing library it dumps the "
+                                             "database under data/backups/; this many are kept (0: no dump).")
     max_image_pixels: int = Field(
         default=178_956_970, ge=1, description="Images with more pixels are refused as decompression bombs."
     )
@@ -232,3 +264,40 @@ def load_settings(home: Path | str | None = None, **overrides: Any) -> Settings:
         return Settings(**merged)
     except ValueError as exc:
         raise PhotoscoutError(f"invalid settings: {exc}") from exc
+
+
+def save_settings(settings: Settings, values: dict[str, Any]) -> Settings:
+    """Write ``values`` into the home's ``config.toml`` (kept as it was for every other setting) and return the
+    settings they make. Checked before anything is written: an unknown name or a bad value changes nothing, and a
+    setting an environment variable overrides is refused (the file would not apply)."""
+    import tomllib
+
+    import tomli_w
+
+    unknown = sorted(set(values) - set(Settings.model_fields) | ({"home"} & set(values)))
+    if unknown:
+        raise PhotoscoutError(f"no setting {', '.join(unknown)} (see 'photoscout config')")
+    shadowed = [k for k in values if f"PHOTOSCOUT_{k.upper()}" in os.environ]
+    if shadowed:
+        raise PhotoscoutError(f"{', '.join(shadowed)}: set by the environment (PHOTOSCOUT_{shadowed[0].upper()}); "
+                              "change it there")
+    cfg = settings.config_file
+    try:
+        current = tomllib.loads(cfg.read_text(encoding="utf-8")) if cfg.is_file() else {}
+    except (OSError, ValueError) as exc:
+        raise PhotoscoutError(f"{cfg}: cannot read the settings file ({exc})") from exc
+    merged = {**current, **values}
+    try:
+        fresh = Settings(**{**settings.model_dump(), **values})
+    except ValueError as exc:
+        raise PhotoscoutError(f"invalid settings: {exc}") from exc
+    kept = {k: v for k, v in fresh.model_dump(mode="json").items() if k in merged and v is not None}
+    tmp = cfg.with_name(f".{cfg.name}.{os.getpid()}")
+    try:
+        settings.ensure_dirs()
+        tmp.write_text(tomli_w.dumps(kept), encoding="utf-8")
+        os.replace(tmp, cfg)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise EnvironmentProblem(f"cannot write {cfg}: {exc.strerror or exc}") from exc
+    return fresh

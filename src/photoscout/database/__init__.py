@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
@@ -60,9 +60,14 @@ def cannot_write(exc: psycopg.Error) -> EnvironmentProblem:
                               "the database's disk (or fix it), then run the command again")
 
 
+# Called with (url, schema version now, version it will migrate to) before an existing library is migrated.
+BeforeMigrate = Callable[[str, int, int], None]
+
+
 class Database:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, before_migrate: BeforeMigrate | None = None) -> None:
         self.settings = settings
+        self.before_migrate = before_migrate
         self.embedded: EmbeddedServer | None = None
         self.url: str | None = None
         self.pool: ConnectionPool | None = None
@@ -85,6 +90,10 @@ class Database:
             self.url = self.settings.database_url
         try:
             with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
+                todo, done = migrations.pending(conn), migrations.applied(conn)
+                if todo and done and self.before_migrate is not None:  # an existing library, a newer photoscout
+                    migrations.refuse_newer(conn)
+                    self.before_migrate(self.url, max(done), todo[-1].version)
                 for mig in migrations.migrate(conn):
                     log.info("applied migration %04d_%s", mig.version, mig.name)
                 self._check_pgvector(conn)
@@ -108,6 +117,15 @@ class Database:
             name="photoscout",
         )
         return self
+
+    def revive(self) -> bool:
+        """Start the embedded server again if it died (killed, crashed); True when it had to. The pool reconnects
+        by itself; an external server is its own service's to restart."""
+        if self.embedded is None or self.embedded.is_running():
+            return False
+        log.warning("the embedded PostgreSQL server is not running; starting it again")
+        self.embedded.acquire(EMBEDDED_DB_NAME)
+        return True
 
     def close(self) -> None:
         if self.pool is not None:

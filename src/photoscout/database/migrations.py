@@ -1,6 +1,8 @@
-"""Versioned SQL migrations: ``sql/NNNN_name.sql``, applied in order, one transaction each, recorded in
-``schema_migrations``. A PostgreSQL advisory lock keeps two processes from migrating at once, so an older home
-upgrades itself the first time a newer photoscout opens it."""
+"""Versioned SQL migrations: ``sql/NNNN_name.sql``, applied in order, recorded in ``schema_migrations``. A PostgreSQL
+advisory lock keeps two processes from migrating at once, so an older home upgrades itself the first time a newer
+photoscout opens it. The pending migrations of one upgrade are applied in one transaction: an upgrade interrupted
+(a kill, a power cut, a failing statement) leaves the schema as it was, usable by the old photoscout, and the new one
+applies them again at its next start."""
 
 from __future__ import annotations
 
@@ -55,6 +57,10 @@ def refuse_newer(conn: psycopg.Connection) -> None:
             "a newer photoscout wrote it. Upgrade photoscout, or restore a backup made with this version.")
 
 
+def _name(mig: Migration | None) -> str:
+    return f"{mig.version:04d}_{mig.name}" if mig else "(none)"
+
+
 def migrate(conn: psycopg.Connection, *, target: int | None = None) -> list[Migration]:
     """Apply pending migrations (up to ``target``) and return those applied. ``conn`` must be in autocommit."""
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
@@ -65,24 +71,26 @@ def migrate(conn: psycopg.Connection, *, target: int | None = None) -> list[Migr
             " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = []
-        for mig in pending(conn):
-            if target is not None and mig.version > target:
-                break
-            try:
-                with conn.transaction():
+        mig: Migration | None = None
+        try:
+            with conn.transaction():  # all of this upgrade, or none of it
+                for mig in pending(conn):
+                    if target is not None and mig.version > target:
+                        break
                     conn.execute(mig.sql.encode())
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (mig.version, mig.name)
                     )
-            except psycopg.errors.FeatureNotSupported as exc:
-                raise DatabaseUnavailable(f"migration {mig.version:04d}_{mig.name} failed: {exc}") from exc
-            except (psycopg.errors.UndefinedFile, psycopg.errors.InsufficientPrivilege) as exc:
-                raise DatabaseUnavailable(
-                    f"migration {mig.version:04d}_{mig.name} failed: {exc}".rstrip()
-                    + "\nphotoscout needs the pgvector extension (>= 0.7) installed in this PostgreSQL server, and a"
-                    " role allowed to CREATE EXTENSION vector (or an administrator who ran it once)."
-                ) from exc
-            done.append(mig)
+                    done.append(mig)
+        except psycopg.errors.FeatureNotSupported as exc:
+            raise DatabaseUnavailable(f"migration {_name(mig)} failed (nothing of this upgrade was applied): "
+                                      f"{exc}") from exc
+        except (psycopg.errors.UndefinedFile, psycopg.errors.InsufficientPrivilege) as exc:
+            raise DatabaseUnavailable(
+                f"migration {_name(mig)} failed (nothing of this upgrade was applied): {exc}".rstrip()
+                + "\nphotoscout needs the pgvector extension (>= 0.7) installed in this PostgreSQL server, and a"
+                " role allowed to CREATE EXTENSION vector (or an administrator who ran it once)."
+            ) from exc
         return done
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))

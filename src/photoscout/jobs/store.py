@@ -53,8 +53,11 @@ class Plan:
 
 
 def plan_job(db: Database, *, kind: str, model_ref: str, missing_only: bool = False,
-             sample_count: int | None = None, sample_fraction: float | None = None, seed: int = 0) -> Plan:
-    """Check a job's request and choose its photos (all, those missing the model's output, or a seeded sample)."""
+             sample_count: int | None = None, sample_fraction: float | None = None, seed: int = 0,
+             new_only: bool = False, by: str | None = None) -> Plan:
+    """Check a job's request and choose its photos (all, those missing the model's output, or a seeded sample;
+    ``new_only``: those the model never ran on, failures not retried - what the always-on service gives it;
+    ``by``: who made the job, kept in its scope)."""
     if sample_count is not None and sample_count < 1:
         raise InvalidParameter("a sample needs at least 1 photo", "sample_count")
     if sample_fraction is not None and not 0 < sample_fraction <= 1:
@@ -67,10 +70,14 @@ def plan_job(db: Database, *, kind: str, model_ref: str, missing_only: bool = Fa
         raise PhotoscoutError(f"{model.ref} is a {model.type} model: its job kind is '{expected}', not '{kind}'")
     if model.status == "disabled":
         raise PhotoscoutError(f"{model.ref} is disabled")
-    scope = {"missing_only": missing_only, "sample_count": sample_count, "sample_fraction": sample_fraction,
-             "seed": seed}
+    scope: dict[str, Any] = {"missing_only": missing_only, "sample_count": sample_count,
+                             "sample_fraction": sample_fraction, "seed": seed}
+    if new_only or by:
+        scope.update(new_only=new_only, by=by)
     sql = "SELECT p.id FROM photos p WHERE p.status = 'ok'"
-    if missing_only:
+    if new_only:
+        sql += " AND NOT EXISTS (SELECT 1 FROM photo_model_runs r WHERE r.photo_id = p.id AND r.model_id = %(m)s)"
+    elif missing_only:
         sql += (" AND NOT EXISTS (SELECT 1 FROM photo_model_runs r WHERE r.photo_id = p.id AND r.model_id = %(m)s "
                 "AND r.outcome <> 'failed')")
     with db.connection() as conn:
@@ -84,9 +91,9 @@ def plan_job(db: Database, *, kind: str, model_ref: str, missing_only: bool = Fa
 
 def create_job(db: Database, *, kind: str, model_ref: str, missing_only: bool = False,
                sample_count: int | None = None, sample_fraction: float | None = None, seed: int = 0,
-               unit_size: int = 32) -> dict[str, Any]:
+               unit_size: int = 32, new_only: bool = False, by: str | None = None) -> dict[str, Any]:
     plan = plan_job(db, kind=kind, model_ref=model_ref, missing_only=missing_only, sample_count=sample_count,
-                    sample_fraction=sample_fraction, seed=seed)
+                    sample_fraction=sample_fraction, seed=seed, new_only=new_only, by=by)
     ids = plan.photo_ids
     with db.connection() as conn:
         row = conn.execute(
@@ -291,6 +298,16 @@ def list_jobs(db: Database, *, limit: int = 50) -> list[dict[str, Any]]:
     with db.connection() as conn:
         ids = [r[0] for r in conn.execute("SELECT id FROM jobs ORDER BY id DESC LIMIT %s", (limit,))]
     return [get_job(db, i) for i in ids]
+
+
+def to_resume(db: Database, by: str) -> list[int]:
+    """Jobs an always-on service (``by``) picks up at start and between passes: any job a worker had begun
+    (running; its worker may be gone with the process that ran it) and its own jobs not begun yet; oldest first.
+    A job someone created and left pending, or paused, waits for them."""
+    with db.connection() as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT id FROM jobs WHERE status = %s OR (status = %s AND scope->>'by' = %s) ORDER BY id",
+            (JobStatus.RUNNING.value, JobStatus.PENDING.value, by))]
 
 
 def set_status(db: Database, job_id: int, status: str) -> dict[str, Any]:

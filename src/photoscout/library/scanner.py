@@ -7,7 +7,12 @@
 3. New and changed files are read by worker processes (hash, EXIF, thumbnail); results are written in batches,
    one transaction each, so a kill at any moment loses at most the batch in flight and never duplicates a photo.
 4. A new path whose content matches a stored photo whose file no longer exists is a move: the row (and everything
-   computed for it) follows the file. Stored photos no longer found are marked ``missing``, never purged.
+   computed for it) follows the file. Stored photos no longer found are marked ``missing``, never purged - unless
+   their root looks unmounted (gone, empty, or half its photos gone at once: ``library/roots.py``), when nothing is
+   marked and the root is held back until the owner confirms (``confirm_missing``).
+
+A file still being written (a copy in flight over SMB) is not blamed: one that changed while it was read, or that
+cannot be decoded and was modified less than ``settle_seconds`` ago, is left for a later scan (``settling``).
 
 A bad file becomes a row with ``status = 'error'`` and its reason; if the file was a good photo before, what was
 stored for it is kept and only its status changes.
@@ -34,6 +39,7 @@ from photoscout.common.progress import NoProgress, Progress
 from photoscout.config import Settings
 from photoscout.database import Database
 from photoscout.database.schema import PHOTO_OUTPUT_TABLES
+from photoscout.library import roots as library_roots
 from photoscout.library.imagefile import ImageFault, ImageInfo, WriteFailure, read_image
 from photoscout.library.paths import display, folder_of, like_prefix, normalize_root
 from photoscout.library.walker import FoundFile, WalkIssue, walk
@@ -56,9 +62,11 @@ class ScanSummary:
     restored: int = 0
     errors: int = 0
     missing: int = 0
+    settling: int = 0  # files still being written: taken by a later scan
     elapsed_s: float = 0.0
     error_files: list[dict[str, str]] = field(default_factory=list)
     issues: list[dict[str, str]] = field(default_factory=list)
+    held_back: list[dict[str, Any]] = field(default_factory=list)  # roots that look unmounted: nothing marked
     new_photo_ids: list[int] = field(default_factory=list)
 
     @property
@@ -67,7 +75,7 @@ class ScanSummary:
 
     @property
     def ok(self) -> bool:
-        return self.errors == 0 and not self.issues
+        return self.errors == 0 and not self.issues and not self.held_back
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -100,15 +108,16 @@ def environmental(reason: str | None) -> bool:
 
 def scan(db: Database, settings: Settings, roots: Sequence[str | os.PathLike[str]],
          progress: Progress | None = None, *, retry_errors: bool = False,
-         repair_thumbnails: bool = False) -> ScanSummary:
+         repair_thumbnails: bool = False, confirm_missing: bool = False) -> ScanSummary:
     """Scan ``roots`` (``retry_errors``: read again the files recorded as unreadable, even if unchanged; those
     that failed for environmental reasons are always read again; ``repair_thumbnails``: read again unchanged photos
-    whose thumbnail file is gone). A full or read-only disk stops the scan with
+    whose thumbnail file is gone; ``confirm_missing``: mark missing what is gone even where the root looks
+    unmounted). A full or read-only disk stops the scan with
     ``EnvironmentProblem``; what was written before is kept, nothing is blamed on a photo."""
     progress = progress or NoProgress()
     raw_roots = [normalize_root(r) for r in roots]
     for r in raw_roots:
-        if not os.path.exists(r):
+        if not os.path.exists(r) and not library_roots.is_known(db, r):
             raise PhotoscoutError(f"{display(r)}: no such file or folder")
     started = time.perf_counter()
     try:
@@ -122,7 +131,8 @@ def scan(db: Database, settings: Settings, roots: Sequence[str | os.PathLike[str
         if not got or not got[0]:
             raise PhotoscoutError("another 'photoscout index' is running on this library; wait for it to finish")
         try:
-            summary = _scan_locked(db, settings, raw_roots, progress, retry_errors, repair_thumbnails)
+            summary = _scan_locked(db, settings, raw_roots, progress, retry_errors, repair_thumbnails,
+                                   confirm_missing)
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s)", (SCAN_LOCK_KEY,))
             lock_conn.autocommit = False
@@ -136,7 +146,7 @@ def scan(db: Database, settings: Settings, roots: Sequence[str | os.PathLike[str
 
 
 def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress: Progress,
-                 retry_errors: bool, repair_thumbnails: bool) -> ScanSummary:
+                 retry_errors: bool, repair_thumbnails: bool, confirm_missing: bool) -> ScanSummary:
     with db.connection() as conn:
         _mark_interrupted_scans(conn)
         row = conn.execute(
@@ -197,6 +207,10 @@ def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress:
             raise EnvironmentProblem(f"cannot write thumbnails to {settings.thumbnails_dir}: {result.message} "
                                      f"({result.target}); the scan stopped and no photo was marked. Free space or "
                                      "make it writable, then run index again to go on")
+        if _settling(result, found, settings.settle_seconds):
+            summary.settling += 1
+            progress.advance()
+            continue
         batch.append(result)
         if len(batch) >= settings.scan_batch_size:
             writer.write(batch)
@@ -206,9 +220,15 @@ def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress:
         writer.write(batch)
         progress.advance(len(batch))
 
-    # 4. what was not found any more
-    gone = [k for p, k in known.items() if p not in found and k.id not in writer.moved_ids]
+    # 4. what was not found any more (nothing under a root that looks unmounted)
+    gone_paths = [p for p, k in known.items() if p not in found and k.id not in writer.moved_ids]
+    held = _held_back(settings, roots, known, found, gone_paths, confirm_missing)
+    summary.held_back = [h.as_dict() for h in held.values()]
+    gone = [known[p] for p in gone_paths if not any(library_roots.under(p, r) for r in held)]
     with db.connection() as conn:
+        for r in roots:
+            library_roots.record(conn, r, found=sum(1 for f in found.values() if library_roots.under(f.path_raw, r)),
+                                 held=held.get(r))
         # a photo (even one whose file had gone bad) is never purged by a scan: it is marked missing
         missing_ids = [k.id for k in gone if k.status == "ok" or (k.status == "error" and k.content_hash)]
         if missing_ids:
@@ -219,6 +239,47 @@ def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress:
         if stale_errors:  # a bad file that is gone was never a photo: nothing to keep
             conn.execute("DELETE FROM photos WHERE id = ANY(%s) AND status = 'error'", (stale_errors,))
     return summary
+
+
+def _held_back(settings: Settings, roots: list[bytes], known: dict[bytes, _Known], found: dict[bytes, FoundFile],
+               gone: list[bytes], confirm_missing: bool) -> dict[bytes, library_roots.HeldBack]:
+    """The roots whose gone photos are not marked missing (``library_roots.judge``), unless confirmed."""
+    held: dict[bytes, library_roots.HeldBack] = {}
+    if confirm_missing:
+        return held
+    for r in roots:
+        real = os.path.realpath(r)
+        photos = sum(1 for p, k in known.items() if k.status == "ok" and (library_roots.under(p, r)
+                                                                          or library_roots.under(p, real)))
+        lost = sum(1 for p in gone if known[p].status == "ok" and (library_roots.under(p, r)
+                                                                   or library_roots.under(p, real)))
+        seen = sum(1 for f in found.values() if library_roots.under(f.path_raw, r))
+        reason = library_roots.judge(settings, r, photos=photos, found=seen, gone=lost)
+        if reason is not None:
+            held[r] = library_roots.HeldBack(display(r), reason, lost, photos)
+    return held
+
+
+# What a file still being copied looks like to a reader: too short, not yet an image, or zeros where data will be.
+_UNFINISHED_LOOKS = ("empty", "not_image", "corrupt", "truncated", "unsupported")
+
+
+def _settling(result: ImageInfo | ImageFault, found: dict[bytes, FoundFile], settle_seconds: float) -> bool:
+    """Whether a file read now is still being written: it changed while it was read, or it cannot be decoded and
+    was modified moments ago. Such a file is left for the next scan, not recorded as corrupt."""
+    try:
+        st = os.stat(result.path_raw)
+    except OSError:
+        return False  # gone or unreadable now: what the reader found stands
+    if result.size_bytes is not None and (result.size_bytes, result.mtime_ns) != (st.st_size, st.st_mtime_ns):
+        return True
+    f = found.get(result.path_raw)
+    if f is not None and (f.size_bytes, f.mtime_ns) != (st.st_size, st.st_mtime_ns):
+        return True
+    if isinstance(result, ImageFault) and result.kind in _UNFINISHED_LOOKS:
+        age = time.time() - st.st_mtime_ns / 1e9
+        return 0 <= age < settle_seconds
+    return False
 
 
 def _split_fault(fault: str) -> tuple[str, str]:

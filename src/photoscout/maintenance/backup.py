@@ -100,6 +100,57 @@ def dump(db: Database, settings: Settings, target: Path, *, thumbnails: bool = F
     return {**meta, "file": str(target), "bytes": target.stat().st_size, "files": len(files)}
 
 
+UPGRADE_PREFIX = "before-upgrade-"
+
+
+def upgrade_snapshots(settings: Settings) -> list[Path]:
+    """The dumps taken before upgrades, oldest first (``data/backups/before-upgrade-*.tar``)."""
+    return sorted((settings.data_dir / "backups").glob(f"{UPGRADE_PREFIX}*.tar"))
+
+
+def snapshot_before_upgrade(settings: Settings, url: str, schema: int, target: int) -> Path | None:
+    """A ``db dump``-format archive of the database (and decision log, evaluation sets; the models stay in models/)
+    taken before a newer photoscout migrates it from ``schema`` to ``target``; the last ``upgrade_backups`` are
+    kept. ``db restore`` reads it into a fresh home. Refuses the upgrade (nothing migrated) when it cannot be
+    written."""
+    if settings.upgrade_backups == 0:
+        return None
+    folder = settings.data_dir / "backups"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target_file = folder / f"{UPGRADE_PREFIX}{schema:04d}-to-{target:04d}-{stamp}.tar"
+    work = target_file.with_name(f".{target_file.name}.partial")
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            version = conn.execute("SHOW server_version").fetchone()
+            meta = {"photoscout": __version__, "created_at": datetime.now(UTC).isoformat(), "schema": schema,
+                    "postgresql": str(version[0]) if version else None,
+                    "photos": scalar(conn, "SELECT count(*) FROM photos"),
+                    "reason": f"taken before upgrading the schema from {schema:04d} to {target:04d}"}
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            _run("pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--file={tmp}/{DUMP}",
+                 f"--dbname={url}")
+            Path(tmp, META).write_text(json.dumps(meta, indent=2))
+            files = [(Path(tmp, META), META), (Path(tmp, DUMP), DUMP)]
+            if decisions.path(settings).is_file():
+                files.append((decisions.path(settings), decisions.FILE_NAME))
+            evalsets = settings.home / "evalsets"
+            files += [(p, f"evalsets/{p.name}") for p in sorted(evalsets.glob("*.toml"))] if evalsets.is_dir() else []
+            with tarfile.open(work, "w") as tar:
+                for path, name in files:
+                    tar.add(path, arcname=name, recursive=False)
+        work.rename(target_file)
+    except (OSError, PhotoscoutError, psycopg.Error) as exc:
+        work.unlink(missing_ok=True)
+        raise EnvironmentProblem(
+            f"photoscout {__version__} upgrades this library's schema from {schema:04d} to {target:04d} and first "
+            f"dumps it to {folder}, which failed ({getattr(exc, 'strerror', None) or exc}); nothing was migrated. "
+            "Free space there, or set upgrade_backups = 0 to upgrade without a dump") from exc
+    for old in upgrade_snapshots(settings)[:-settings.upgrade_backups]:
+        old.unlink(missing_ok=True)
+    return target_file
+
+
 def read_meta(source: Path) -> dict[str, Any]:
     try:
         with tarfile.open(source) as tar:

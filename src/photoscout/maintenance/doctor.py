@@ -16,6 +16,7 @@ from photoscout.config import Settings
 from photoscout.database import Database, indexes, migrations, scalar
 from photoscout.database.vectors import pgvector_version
 from photoscout.jobs.states import JobStatus
+from photoscout.library import roots
 from photoscout.models import MODEL_TYPES, artifacts
 from photoscout.registry import lifecycle
 
@@ -212,6 +213,12 @@ def _devices(db: Database, settings: Settings) -> list[Finding]:
     return [Finding("info", "device", device_report(settings.device))]
 
 
+def _roots(db: Database, settings: Settings) -> list[Finding]:
+    """A root held back by its last scan (it looked unmounted): nothing was marked missing; say how to confirm."""
+    return [Finding("warning", "roots", r["message"], f"photoscout index {r['path']} --confirm-missing")
+            for r in roots.held_back(db)]
+
+
 CHECKS: list[Callable[[Database, Settings], list[Finding]]] = [
     _database, _active_models, _coverage_and_indexes, _orphans, _artifacts, _jobs, _broker, _disk, _thumbnails,
-    _devices]
+    _devices, _roots]

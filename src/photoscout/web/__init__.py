@@ -5,6 +5,9 @@ cache) behind a JSON API (``/api/v1``, OpenAPI at ``/api/v1/openapi.json``) and 
     pages.py       the pages (templates/, static/): a search is a URL rendered on the server
     background.py  jobs started from the web, run in the server process
     security.py    loopback or token, same-origin writes, bounded bodies, content security policy
+
+``serve`` holds the library's service lock (one server per home) and runs the always-on service (``service/``)
+beside the web server: new photos become searchable without anyone asking.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from starlette.exceptions import HTTPException
 from photoscout import __version__, client
 from photoscout.app import Photoscout
 from photoscout.common.errors import InvalidParameter, PhotoscoutError
+from photoscout.service.lock import ServiceLock
+from photoscout.service.runner import Service
 from photoscout.web import api, pages, security
 from photoscout.web.background import Background
 
@@ -47,17 +52,22 @@ def _error(request: Request, status: int, message: str, **extra: Any) -> Respons
 
 
 def create_app(core: Photoscout, *, token: str | None = None, host: str = "127.0.0.1",
-               warm: bool = True) -> Any:
+               warm: bool = True, service: Service | None = None) -> Any:
     """The ASGI application over ``core`` (which it closes when it stops). ``token``: required on every request;
-    ``host``: the address served (names accepted in the Host header); ``warm``: load the query model at start."""
+    ``host``: the address served (names accepted in the Host header); ``warm``: load the query model at start;
+    ``service``: the always-on service to start beside it (and stop, committing its work, when it stops)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if warm:
             core.warm_up()  # the first search after start is as fast as the next
+        if service is not None:
+            service.start()
         try:
             yield
         finally:
+            if service is not None:
+                service.stop()
             app.state.background.shutdown()
             core.close()
 
@@ -65,6 +75,7 @@ def create_app(core: Photoscout, *, token: str | None = None, host: str = "127.0
                   docs_url="/api/v1/docs", redoc_url=None,
                   description="Local-first photo search: the JSON API of `photoscout serve`.")
     app.state.core = core
+    app.state.service = service
     app.state.token = token
     app.state.background = Background(core)
     pages.templates.env.filters["basename"] = lambda p: os.path.basename(str(p or ""))
@@ -119,9 +130,16 @@ def _check_free(host: str, port: int) -> None:
 
 
 def serve(core: Photoscout, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-          on_ready: Any = None) -> None:
-    """Run the server until interrupted. Any address other than loopback needs a token (``token``, or the home's
-    own, made on first use)."""
+          on_ready: Any = None, with_service: bool = True) -> None:
+    """Run the server until interrupted, with the library's always-on service beside it (``with_service``). Any
+    address other than loopback needs a token (``token``, or the home's own, made on first use). A second server
+    on the same home is refused (``ServiceLock``): it names the one running."""
+    with ServiceLock(core.settings, "serve") as held:
+        _serve(core, held, host=host, port=port, token=token, on_ready=on_ready, with_service=with_service)
+
+
+def _serve(core: Photoscout, held: ServiceLock, *, host: str, port: int, token: str | None, on_ready: Any,
+           with_service: bool) -> None:
     import uvicorn
 
     if not security.is_loopback(host) and token is None:
@@ -130,18 +148,20 @@ def serve(core: Photoscout, *, host: str = "127.0.0.1", port: int = 8765, token:
         raise InvalidParameter("a token needs at least 16 characters", "token")
     _check_free(host, port)
     core.db  # noqa: B018 - open the database (and start the embedded server) before listening
-    application = create_app(core, token=token, host=host)
+    local = host if security.is_loopback(host) else "127.0.0.1"
+    url = f"http://{'[' + local + ']' if ':' in local else local}:{port}"
+    service = Service(core, mode="serve", url=url) if with_service else None
+    application = create_app(core, token=token, host=host, service=service)
     config = uvicorn.Config(application, host=host, port=port, log_level="warning", access_log=False,
                             limit_concurrency=64, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
-    local = host if security.is_loopback(host) else "127.0.0.1"
-    url = f"http://{'[' + local + ']' if ':' in local else local}:{port}"
 
     original_startup = server.startup
 
     async def startup(sockets: Any = None) -> None:
         await original_startup(sockets)
         if server.started:
+            held.announce(url)
             client.announce(core.settings, url)
             if on_ready:
                 on_ready(url if security.is_loopback(host) else f"http://{host}:{port}", token)

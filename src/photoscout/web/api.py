@@ -17,6 +17,7 @@ from photoscout.common.errors import InvalidParameter
 from photoscout.jobs.states import JobKind
 from photoscout.search.filters import Filters
 from photoscout.search.results import MAX_RESULTS
+from photoscout.service.runner import Service, describe
 from photoscout.web.background import Background
 
 router = APIRouter(prefix="/api/v1")
@@ -339,3 +340,68 @@ def doctor(ps: Core) -> dict[str, Any]:
 @router.get("/status", tags=["system"])
 def status(ps: Core) -> dict[str, Any]:
     return ps.status()
+
+
+# -- the always-on service ------------------------------------------------------------------------------
+
+
+def service(request: Request) -> Service | None:
+    return request.app.state.service
+
+
+@router.get("/service", tags=["service"])
+def service_status(request: Request, ps: Core) -> dict[str, Any]:
+    """Whether the library's service runs, what it watches and does, and its settings."""
+    return describe(ps, service(request))
+
+
+@router.post("/service/rescan", tags=["service"])
+def service_rescan(request: Request) -> dict[str, Any]:
+    """Rescan every root now (the periodic rescan, sooner)."""
+    live = service(request)
+    if live is None:
+        raise InvalidParameter("this server runs no service (it was started with --no-service)")
+    live.rescan()
+    return {"rescan": "queued"}
+
+
+@router.get("/roots", tags=["service"])
+def roots(ps: Core) -> list[dict[str, Any]]:
+    """The library's roots; a held-back one (it looks unmounted) says why and how to confirm a deletion."""
+    return ps.roots()
+
+
+class ConfirmMissing(BaseModel):
+    root: str = Field(min_length=1, max_length=4096, description="A root of the library, as listed by /roots.")
+
+
+@router.post("/roots/confirm-missing", tags=["service"])
+def confirm_missing(ps: Core, body: ConfirmMissing) -> dict[str, Any]:
+    """The photos under a held-back root are really gone: scan it and mark them missing."""
+    if body.root not in {r["path"] for r in ps.roots()}:
+        raise InvalidParameter(f"{body.root} is not a root of this library", "root")
+    summary, _ = ps.index([body.root], run_models=False, confirm_missing=True)
+    return summary.as_dict()
+
+
+class ServiceSettings(BaseModel):
+    watch: bool | None = None
+    rescan_minutes: float | None = Field(None, ge=0, le=100000)
+    full_scan_at: str | None = Field(None, max_length=5)
+    quiet_hours: str | None = Field(None, max_length=11)
+    threads: int | None = Field(None, ge=0, le=1024)
+    scan_workers: int | None = Field(None, ge=0, le=1024)
+    background_nice: int | None = Field(None, ge=0, le=19)
+    settle_seconds: float | None = Field(None, ge=0, le=3600)
+    missing_guard_share: float | None = Field(None, gt=0, le=1)
+    missing_guard_min: int | None = Field(None, ge=1, le=10**9)
+
+
+@router.post("/settings", tags=["service"])
+def update_settings(request: Request, ps: Core, body: ServiceSettings) -> dict[str, Any]:
+    """Change the service's settings (written to config.toml); schedule and quiet hours apply at once."""
+    values = body.model_dump(exclude_none=True)
+    if not values:
+        raise InvalidParameter("no setting given")
+    ps.update_settings(values)
+    return describe(ps, service(request))

@@ -22,6 +22,7 @@ from photoscout.app import Photoscout
 from photoscout.common.errors import InvalidParameter, PhotoscoutError
 from photoscout.search.filters import PARAMS, Filters
 from photoscout.search.results import MAX_RESULTS, SearchResult
+from photoscout.service.runner import describe
 from photoscout.web.api import MAX_UPLOAD
 from photoscout.web.security import COOKIE
 
@@ -170,6 +171,15 @@ def disk_page(request: Request) -> Response:
     report = ps.health()
     return _respond(request, "disk.html", {"disk": ps.disk(), "findings": report["findings"],
                                            "healthy": report["healthy"]})
+
+
+@router.get("/service", response_class=HTMLResponse)
+def service_page(request: Request) -> Response:
+    """The always-on service: what it watches and does, roots held back (with the button that confirms a
+    deletion), the schedule, quiet hours and CPU limits (a form that changes them)."""
+    ps = _core(request)
+    return _respond(request, "service.html", {"service": describe(ps, request.app.state.service),
+                                              "roots": ps.roots()})
 
 
 @router.get("/login", response_class=HTMLResponse)

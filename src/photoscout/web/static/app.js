@@ -167,6 +167,16 @@ document.addEventListener("submit", async (ev) => {
                              { photo_id: Number(form.dataset.photo) });
       toast("an example of " + data.name + " (" + data.examples.length + " examples, " + data.members + " photos)");
     } catch (e) { toast(e.message, true); }
+  } else if (form.classList.contains("settings")) {
+    ev.preventDefault();
+    const body = { watch: form.watch.checked, full_scan_at: form.full_scan_at.value,
+                   quiet_hours: form.quiet_hours.value };
+    for (const name of ["rescan_minutes", "threads", "scan_workers", "background_nice"]) {
+      if (form[name].value !== "") body[name] = Number(form[name].value);
+    }
+    const out = form.querySelector("output.verdict");
+    try { await api("POST", "/api/v1/settings", body); out.textContent = "saved"; out.className = "verdict"; }
+    catch (e) { out.textContent = e.message; out.className = "verdict refused"; }
   } else if (form.classList.contains("newjob")) {
     ev.preventDefault();
     const opt = form.model.selectedOptions[0];
