@@ -231,8 +231,12 @@ def test_new_photos_become_searchable_by_themselves(library: Path, tmp_path: Pat
                 return ids <= {h.photo_id for h in hits}
 
             _wait(searchable, what="the new photos to be searchable")
+            def service_jobs_done() -> bool:  # the other models' jobs (OCR, faces) may finish after the embeddings
+                return all(j["finished"] for j in core.jobs() if (j["scope"] or {}).get("by") == "service")
+
+            _wait(service_jobs_done, what="the service's other jobs")
             made = [j for j in core.jobs() if (j["scope"] or {}).get("by") == "service"]
-            assert made and all(j["finished"] for j in made)  # through the job system: jobs list shows them
+            assert made  # through the job system: jobs list shows them
             assert {j["kind"] for j in made} >= {"embed"}
 
             # the phone's folder is emptied (a card pulled out): nothing is marked missing
@@ -370,3 +374,47 @@ def test_the_database_comes_back_when_killed(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
         assert core.db.revive() is False
+
+
+# -- the service page and API ----------------------------------------------------------------------------------
+
+def test_the_service_page_shows_held_back_roots_and_changes_settings(library: Path, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from photoscout.web import create_app
+
+    share = tmp_path / "share"
+    _photos(share, 3)
+    write = {"X-Photoscout-Request": "1"}
+    with Photoscout.open(library) as core:
+        core.index([share], run_models=False)
+        for p in share.iterdir():
+            p.unlink()
+        core.index([share], run_models=False)  # held back: the share looks unmounted
+        service = Service(core, mode="serve", url="http://127.0.0.1:8765")
+        with TestClient(create_app(core, warm=False, service=service), base_url="http://127.0.0.1:8765") as client:
+            _wait(lambda: service.passes >= 1 and service.status()["activity"] == "idle", what="the first pass")
+            page = client.get("/service", headers={"Accept": "text/html"})
+            assert page.status_code == 200 and "held back" in page.text and "They were deleted" in page.text
+            data = client.get("/service?format=json").json()
+            assert data["service"]["settings"]["quiet_hours"] == ""
+            held = [r for r in data["roots"] if r["held_back"]]
+            assert [r["path"] for r in held] == [str(share)] and held[0]["would_mark"] == 3
+
+            bad = client.post("/api/v1/settings", json={"quiet_hours": "25:00-07:00"}, headers=write)
+            assert bad.status_code == 400 and "quiet_hours" in bad.json()["error"]
+            ok = client.post("/api/v1/settings", json={"quiet_hours": "22:00-07:00", "background_nice": 5},
+                             headers=write)
+            assert ok.status_code == 200 and ok.json()["settings"]["quiet_hours"] == "22:00-07:00"
+            assert core.settings.quiet_hours == "22:00-07:00"  # the running service reads it at once
+            assert 'quiet_hours = "22:00-07:00"' in (library / "config.toml").read_text()
+            assert client.post("/api/v1/settings", json={}, headers=write).status_code == 400
+
+            gone = client.post("/api/v1/roots/confirm-missing", json={"root": "/not/a/root"}, headers=write)
+            assert gone.status_code == 400
+            confirmed = client.post("/api/v1/roots/confirm-missing", json={"root": str(share)}, headers=write)
+            assert confirmed.status_code == 200 and confirmed.json()["missing"] == 3
+            assert not [r for r in client.get("/api/v1/roots").json() if r["held_back"]]
+            assert client.post("/api/v1/service/rescan", headers=write).json() == {"rescan": "queued"}
+            status = client.get("/api/v1/service").json()
+            assert status["running"] is False  # this test's service object holds no lock

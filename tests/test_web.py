@@ -434,9 +434,17 @@ def test_cli_search_uses_a_running_server_and_version_stays_light(home: Path) ->
         # one result shape: through the server or not, the CLI's --json has the API's fields, nothing added
         assert set(alone) == set(answer) and set(alone["results"][0]) == set(answer["results"][0])
         assert alone["next_offset"] == answer["next_offset"] == 3 and alone["limit"] == 3
-        second = subprocess.run([PHOTOSCOUT, "serve", "--port", str(port)], env=env, capture_output=True,
+        announced = (home / "data" / "server.json").read_text()
+        # one service per library: a second serve on this home is refused, names the first, and orphans nothing
+        second = subprocess.run([PHOTOSCOUT, "serve", "--port", str(_free_port())], env=env, capture_output=True,
                                 text=True, timeout=60)
-        assert second.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in second.stderr
+        assert second.returncode == 2 and f"pid {server.pid} at http://127.0.0.1:{port}" in second.stderr, \
+            second.stderr
+        assert (home / "data" / "server.json").read_text() == announced
+        # another library on the same port: refused before anything is opened
+        other = subprocess.run([PHOTOSCOUT, "--home", str(home.parent / "other-home"), "serve", "--port", str(port)],
+                               env=env, capture_output=True, text=True, timeout=60)
+        assert other.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in other.stderr, other.stderr
     finally:
         server.terminate()
         server.wait(timeout=30)

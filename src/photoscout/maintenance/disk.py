@@ -21,8 +21,6 @@ from photoscout.database.schema import OUTPUT_TABLES
 from photoscout.models import artifacts
 from photoscout.registry import lifecycle
 
-LIBRARY_TABLES = ("photos", "scans", "model_registry", "model_status_history", "jobs", "job_units",
-                  "job_item_failures", "eval_runs", "eval_query_results", "schema_migrations", "category_rules")
 PREVIEWS = "previews"
 
 
@@ -110,7 +108,11 @@ def usage(db: Database, settings: Settings) -> dict[str, Any]:
     """The whole picture (``photoscout disk``)."""
     per_version, unattributed = _versions(db, settings)
     with db.connection() as conn:
-        library = {t: scalar(conn, "SELECT pg_total_relation_size(%s::regclass)", (t,)) for t in LIBRARY_TABLES}
+        # the library's own state: every table that is not a model's output (a new migration's table included)
+        library = {str(name): int(size) for name, size in conn.execute(
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+            "c.relnamespace WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+            "AND c.relname <> ALL(%s) ORDER BY c.relname", (list(OUTPUT_TABLES),)).fetchall()}
         database_bytes = scalar(conn, "SELECT pg_database_size(current_database())")
         photos = scalar(conn, "SELECT count(*) FROM photos WHERE status = 'ok'")
     thumbs = folder_bytes(settings.thumbnails_dir)
