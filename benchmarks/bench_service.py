@@ -56,7 +56,7 @@ def search_times(port: int, seconds: float, stop: threading.Event | None = None)
 def found(port: int, folder: Path, limit: int = 500) -> set[str]:
     """Paths under ``folder`` a search finds now (only photos with an embedding of the active version)."""
     try:
-        hits = soak.api(port, "GET", "/search", {"q": "a photo", "folder": str(folder), "limit": limit})["hits"]
+        hits = soak.api(port, "GET", "/search", {"q": "a photo", "folder": str(folder), "limit": limit})["results"]
     except (OSError, ValueError):
         return set()
     return {h["path"] for h in hits}

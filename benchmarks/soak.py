@@ -247,8 +247,9 @@ def run(home: Path, root: Path, arrivals: list[Path], *, seconds: float, clients
 
 
 def _answers(port: int) -> bool:
+    """Whether the server answers searches again (its database included: /health answers before that)."""
     try:
-        api(port, "GET", "/health", timeout=1)
+        api(port, "GET", "/search", {"q": "food", "limit": 1}, timeout=2)
         return True
     except (OSError, ValueError):
         return False
