@@ -139,7 +139,7 @@ class Photoscout:
 
     def browse(self, *, folder: str | None = None, limit: int = 40, offset: int = 0) -> SearchResult:
         """The library in folder order (no query), in the shape of a search's page: every photo reachable."""
-        rows = catalog.list_photos(self.db, limit=limit, offset=offset, folder=folder)
+        rows = catalog.list_photos(self.db, limit=limit, offset=offset, folder=folder, shown_only=True)
         hits = [Hit(r["id"], r["path"], 0.0, [], None, r["thumbnail"], r["categories"], r["taken_at"]) for r in rows]
         return SearchResult(None, hits, {}, True, offset, limit, capped=False)
 

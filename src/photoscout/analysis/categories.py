@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 from photoscout.analysis.category_rules import DEFAULT_CATEGORIES, RULES_VERSION, categorize
 from photoscout.common.progress import NoProgress, Progress
 from photoscout.database import Database
+from photoscout.database.schema import shown
 
 
 def refresh(db: Database, photo_ids: Sequence[int], enabled: tuple[str, ...] = DEFAULT_CATEGORIES) -> int:
@@ -87,7 +88,7 @@ def refresh_all(db: Database, chunk: int = 2000, progress: Progress | None = Non
 
 
 def _photo_ids(conn: Any) -> list[int]:
-    return [r[0] for r in conn.execute("SELECT id FROM photos WHERE status = 'ok' ORDER BY id")]
+    return [r[0] for r in conn.execute(f"SELECT id FROM photos p WHERE {shown()} ORDER BY id")]
 
 
 def _refresh_chunks(db: Database, ids: list[int], chunk: int, progress: Progress | None = None) -> None:

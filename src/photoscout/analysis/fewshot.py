@@ -15,6 +15,7 @@ from photoscout.analysis.store import as_array
 from photoscout.common.errors import NotFound, PhotoscoutError
 from photoscout.config import Settings
 from photoscout.database import Database
+from photoscout.database.schema import shown
 from photoscout.library import catalog
 from photoscout.models.cache import ModelCache
 from photoscout.models.prototypes import prototype
@@ -55,7 +56,7 @@ def create_class(db: Database, settings: Settings, name: str, examples: list[str
             "%s) ON CONFLICT (name, model_id) DO UPDATE SET prototype = EXCLUDED.prototype, "
             "threshold = EXCLUDED.threshold, example_ids = EXCLUDED.example_ids, updated_at = now()",
             (name, model.id, proto, thr, ids))
-        all_ids = [r[0] for r in conn.execute("SELECT id FROM photos WHERE status = 'ok'")]
+        all_ids = [r[0] for r in conn.execute(f"SELECT id FROM photos p WHERE {shown()}")]
     categories.refresh(db, all_ids)
     return {"name": name, "model": model.ref, "threshold": thr, "examples": ids, "members": members(db, name)}
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from photoscout.database import Database
+from photoscout.database.schema import shown
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ def _photo(row: Sequence[Any]) -> PhotoRow:
 def pending_photos(db: Database, model_id: int, photo_ids: Iterable[int] | None = None,
                    limit: int | None = None) -> list[PhotoRow]:
     """Photos (status ok) the model has not run on yet."""
-    sql = (f"SELECT {_COLUMNS} FROM photos p WHERE p.status = 'ok' AND NOT EXISTS "
+    sql = (f"SELECT {_COLUMNS} FROM photos p WHERE {shown()} AND NOT EXISTS "
            "(SELECT 1 FROM photo_model_runs r WHERE r.photo_id = p.id AND r.model_id = %s)")
     params: list[Any] = [model_id]
     if photo_ids is not None:
@@ -45,7 +46,7 @@ def pending_photos(db: Database, model_id: int, photo_ids: Iterable[int] | None 
 
 def photos_by_id(db: Database, ids: Sequence[int]) -> list[PhotoRow]:
     with db.connection() as conn:
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM photos p WHERE p.id = ANY(%s) AND p.status = 'ok' "
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM photos p WHERE p.id = ANY(%s) AND {shown()} "
                             "ORDER BY p.id", (list(ids),))
         return [_photo(r) for r in rows]
 

@@ -16,7 +16,8 @@ from photoscout.search.filters import Filters
 def search_command(
     text: Annotated[str | None, typer.Argument(help=(
         "What to look for, e.g. 'receipt from the hardware store'. Words in double quotes must be printed in the "
-        "photo (OCR text): 'receipt \"total due\"'."))] = None,
+        "photo (OCR text): 'receipt \"total due\"'. 'rating>=4' and 'tag:holiday' filter by XMP rating and keywords."
+    ))] = None,
     image: Annotated[Path | None, typer.Option("--image", help="Find photos like this one.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Number of results.")] = 20,
     category: Annotated[str | None, typer.Option(help="Only this category (or few-shot class).")] = None,
@@ -25,6 +26,10 @@ def search_command(
     path: Annotated[str | None, typer.Option("--path", help="Only under this folder.")] = None,
     camera: Annotated[str | None, typer.Option(help="Camera make or model contains this.")] = None,
     has_text: Annotated[bool, typer.Option("--has-text", help="Only photos with OCR text.")] = False,
+    rating: Annotated[str | None, typer.Option(help="Only photos rated at least this (XMP, -1 to 5; also "
+                                               "'rating>=4' in the query).")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only photos with this keyword (XMP; also 'tag:holiday' in the "
+                                            "query).")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Query this NAME@VERSION instead of the active one.")]
     = None,
     no_server: Annotated[bool, typer.Option("--no-server", help="Search in this process even when a "
@@ -34,7 +39,7 @@ def search_command(
     """Search the library by meaning, by a photo, and by the text inside photos. When a 'photoscout serve' of the
     same home runs on this machine, the question goes to it (warm: tens of milliseconds)."""
     filters = Filters.parse(category=category, after=after, before=before, folder=path, camera=camera,
-                            has_text=has_text)
+                            has_text=has_text, rating=rating, tag=tag)
     if image is not None and not image.is_file():
         raise InvalidParameter(f"{image}: no such file", "image")
     server = None if no_server or image is not None or STATE.database_url else find_server()

@@ -1,5 +1,6 @@
 """Opening images with Pillow, the same way everywhere (the scan and the models): the decompression-bomb limit and
-HEIF support, transparency flattened onto white, photos upright (EXIF orientation), decoded no bigger than needed."""
+HEIF support, transparency flattened onto white, photos upright (EXIF orientation), decoded no bigger than needed;
+camera RAW files through ``raw.py`` (LibRaw)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import warnings
 from typing import IO
 
 from PIL import Image, ImageOps
+
+from photoscout.common import raw
 
 _heif_registered = False
 
@@ -44,6 +47,11 @@ def load_rgb(path: bytes | str | IO[bytes], max_side: int, min_side: int = 0) ->
     keeping at least ``min_side`` (or ``max_side``) pixels on the shorter side, then cap the longer side at
     ``max_side``."""
     configure_pillow(Image.MAX_IMAGE_PIXELS or 178_956_970)
+    if isinstance(path, (bytes, str)) and raw.is_raw(path):  # camera RAW: LibRaw, as the scan's thumbnail was made
+        im = raw.open_raw(path, max_pixels=Image.MAX_IMAGE_PIXELS).image
+        if max(im.size) > max_side:
+            im.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+        return im
     with Image.open(os.fsdecode(path) if isinstance(path, bytes) else path) as src:
         if src.format in ("JPEG", "MPO"):
             want = min_side or max_side

@@ -9,3 +9,9 @@ OUTPUT_TABLES = ("region_embeddings", "detections", "photo_embeddings", "photo_t
                  "photo_text", "photo_captions", "photo_features", "fewshot_classes", "photo_model_runs")
 MODEL_LEVEL_TABLES = ("fewshot_classes",)  # a few-shot class belongs to the version that made its prototype
 PHOTO_OUTPUT_TABLES = tuple(t for t in OUTPUT_TABLES if t not in MODEL_LEVEL_TABLES)
+
+
+def shown(alias: str = "p") -> str:
+    """The photos that search, the grid and the models see: readable, and each standing for its stack (a RAW+JPEG
+    pair or a Live Photo is one photo: ``library/stacks.py``). The one place this is written."""
+    return f"{alias}.status = 'ok' AND {alias}.stack_of IS NULL"

@@ -11,6 +11,7 @@ from typing import Any
 
 from photoscout.config import Settings
 from photoscout.database import Database, indexes
+from photoscout.database.schema import shown
 from photoscout.models.cache import ModelCache
 from photoscout.registry.lifecycle import RegisteredModel
 
@@ -21,8 +22,8 @@ def coverage(db: Database, model: RegisteredModel) -> tuple[int, int]:
     """(photos with an embedding of this version, readable photos in the library)."""
     with db.connection() as conn:
         row = conn.execute(
-            "SELECT (SELECT count(*) FROM photo_embeddings e JOIN photos p ON p.id = e.photo_id AND p.status = 'ok' "
-            "WHERE e.model_id = %s), (SELECT count(*) FROM photos WHERE status = 'ok')", (model.id,)).fetchone()
+            f"SELECT (SELECT count(*) FROM photo_embeddings e JOIN photos p ON p.id = e.photo_id AND {shown()} "
+            f"WHERE e.model_id = %s), (SELECT count(*) FROM photos p WHERE {shown()})", (model.id,)).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
 

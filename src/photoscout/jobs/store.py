@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 
 from photoscout.common.errors import InvalidParameter, NotFound, PhotoscoutError
 from photoscout.database import Database
+from photoscout.database.schema import shown
 from photoscout.jobs.states import HANDED_OUT, KIND_FOR_TYPE, JobKind, JobStatus, UnitState, finished, values
 from photoscout.registry import lifecycle
 
@@ -74,7 +75,7 @@ def plan_job(db: Database, *, kind: str, model_ref: str, missing_only: bool = Fa
                              "sample_fraction": sample_fraction, "seed": seed}
     if new_only or by:
         scope.update(new_only=new_only, by=by)
-    sql = "SELECT p.id FROM photos p WHERE p.status = 'ok'"
+    sql = f"SELECT p.id FROM photos p WHERE {shown()}"
     if new_only:
         sql += " AND NOT EXISTS (SELECT 1 FROM photo_model_runs r WHERE r.photo_id = p.id AND r.model_id = %(m)s)"
     elif missing_only:

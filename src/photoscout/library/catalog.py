@@ -10,12 +10,13 @@ from psycopg.rows import dict_row
 
 from photoscout.common.errors import NotFound, PhotoscoutError
 from photoscout.database import Database
+from photoscout.database.schema import shown
 from photoscout.library.paths import like_prefix, normalize_root
 
 PHOTO_COLUMNS = (
     "id", "path", "folder", "status", "error", "content_hash", "size_bytes", "format", "width", "height",
     "orientation", "taken_at", "taken_at_source", "camera_make", "camera_model", "categories", "thumbnail",
-    "first_seen_at", "updated_at", "missing_since",
+    "first_seen_at", "updated_at", "missing_since", "media_kind", "stack_of", "rating", "label", "tags", "title",
 )
 LIST_FILTERS = ("ok", "missing", "error", "all")
 
@@ -23,7 +24,11 @@ LIST_FILTERS = ("ok", "missing", "error", "all")
 def status(db: Database) -> dict[str, Any]:
     with db.connection() as c, c.cursor(row_factory=dict_row) as conn:
         counts = conn.execute(
-            "SELECT count(*) FILTER (WHERE status = 'ok') AS photos, "
+            f"SELECT count(*) FILTER (WHERE {shown('photos')}) AS photos, "
+            "count(*) FILTER (WHERE status = 'ok') AS files, "
+            "count(*) FILTER (WHERE status = 'ok' AND media_kind = 'raw') AS raw, "
+            "count(*) FILTER (WHERE status = 'ok' AND media_kind = 'video') AS videos, "
+            "count(DISTINCT stack_of) FILTER (WHERE status = 'ok') AS stacks, "
             "count(*) FILTER (WHERE status = 'missing') AS missing, "
             "count(*) FILTER (WHERE status = 'error') AS errors, "
             "coalesce(sum(size_bytes) FILTER (WHERE status = 'ok'), 0) AS bytes FROM photos"
@@ -48,7 +53,11 @@ def status(db: Database) -> dict[str, Any]:
         last_scan.update({k: scan_counts[k] for k in ("found", "new", "updated", "moved", "errors", "missing",
                                                       "elapsed_s") if k in scan_counts})
     return {
-        "photos": counts["photos"],
+        "photos": counts["photos"],  # one a stack (a RAW+JPEG pair, a Live Photo)
+        "files": counts["files"],
+        "raw": counts["raw"],
+        "videos": counts["videos"],
+        "stacks": counts["stacks"],
         "missing": counts["missing"],
         "errors": counts["errors"],
         "errors_by_kind": errors_by_kind,
@@ -61,7 +70,9 @@ def status(db: Database) -> dict[str, Any]:
 
 def list_photos(
     db: Database, *, which: str = "ok", limit: int = 50, offset: int = 0, folder: str | None = None,
+    shown_only: bool = False,
 ) -> list[dict[str, Any]]:
+    """Files of the library in path order; ``shown_only``: one a stack, as the grid shows them."""
     if which not in LIST_FILTERS:
         raise PhotoscoutError(f"unknown filter {which!r}; use one of {', '.join(LIST_FILTERS)}")
     if limit < 1 or offset < 0:
@@ -70,6 +81,8 @@ def list_photos(
     if which != "all":
         where.append("status = %s")
         params.append(which)
+    if shown_only:
+        where.append(shown("photos"))
     if folder:
         root = os.fsdecode(normalize_root(folder))
         where.append("(path = %s OR path LIKE %s)")
@@ -101,6 +114,12 @@ def get_photo(db: Database, ref: str | int) -> dict[str, Any]:
         text = conn.execute("SELECT text FROM photo_text WHERE photo_id = %s ORDER BY created_at DESC LIMIT 1",
                             (row["id"],)).fetchone()
         row["ocr_text"] = text["text"] if text else None
+        leader = row["stack_of"] or row["id"]  # the files of its shutter press, the one that stands for them first
+        row["stack"] = list(conn.execute(
+            "SELECT id, path, format, media_kind, status, stack_of IS NULL AS leads FROM photos WHERE (id = %s OR "
+            "stack_of = %s) AND status = 'ok' ORDER BY stack_of IS NOT NULL, path", (leader, leader)))
+        if len(row["stack"]) < 2:
+            row["stack"] = []
         row["labels"] = [r["labels"] for r in conn.execute(
             "SELECT a.labels FROM photo_analysis a JOIN model_registry m ON m.id = a.model_id "
             "WHERE a.photo_id = %s AND m.status = 'active'", (row["id"],))][:1]

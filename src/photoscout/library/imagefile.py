@@ -1,4 +1,6 @@
-"""Reading one image file: content hash, format, size, EXIF (date taken, orientation, camera) and a thumbnail.
+"""Reading one image file: content hash, format, size, EXIF (date taken, orientation, camera), XMP (rating, label,
+keywords, title: from its sidecar, else embedded) and a thumbnail. Camera RAW files are read through LibRaw
+(``common/raw.py``): their thumbnail is made from the same pixels the models and previews get.
 
 Runs in scan worker processes, so it takes plain values and returns a picklable result: :class:`ImageInfo`,
 :class:`ImageFault` (what is wrong with the file, in words a user understands), or :class:`WriteFailure` (the
@@ -12,16 +14,20 @@ import errno
 import hashlib
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from photoscout.common import raw
 from photoscout.common.imaging import to_rgb
+from photoscout.library import xmp
+from photoscout.library.xmp import XmpFacts
 
 SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "GIF", "BMP", "MPO", "HEIF"}
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".heic", ".heif", ".hif"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".heic", ".heif", ".hif",
+                    *raw.RAW_EXTENSIONS}
 IN_MEMORY_LIMIT = 64 * 1024 * 1024  # files up to this size are read once and decoded from memory
 
 # EXIF tags (https://exiftool.org/TagNames/EXIF.html)
@@ -44,6 +50,13 @@ class ImageInfo:
     camera_make: str | None
     camera_model: str | None
     thumbnail: str  # relative to the thumbnails directory
+    media_kind: str = "image"  # image, raw (video: later)
+    rating: int | None = None
+    label: str | None = None
+    tags: tuple[str, ...] = ()
+    title: str | None = None
+    sidecar_mtime_ns: int | None = None
+    note: str | None = None  # a problem that did not stop the photo (an unreadable sidecar)
 
 
 @dataclass(frozen=True)
@@ -76,8 +89,24 @@ def thumbnail_relpath(content_hash: str) -> str:
     return f"{content_hash[:2]}/{content_hash}.jpg"
 
 
-def read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int) -> ImageInfo | ImageFault | WriteFailure:
-    """Hash, inspect and thumbnail one file. Never raises for a bad file; returns an :class:`ImageFault`."""
+def read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int,
+               sidecar: bytes | None = None) -> ImageInfo | ImageFault | WriteFailure:
+    """Hash, inspect and thumbnail one file (and read its XMP ``sidecar``). Never raises for a bad file; returns an
+    :class:`ImageFault`."""
+    result = _read_image(path_raw, thumbnails_dir, thumb_size)
+    if not isinstance(result, ImageInfo) or sidecar is None:
+        return result
+    try:
+        mtime = os.stat(sidecar).st_mtime_ns
+    except OSError:
+        return result  # gone since the walk: the next scan sees that
+    facts = xmp.read_sidecar(sidecar)
+    merged = facts.merged_over(XmpFacts(result.rating, result.label, result.tags, result.title))
+    return replace(result, rating=merged.rating, label=merged.label, tags=merged.tags, title=merged.title,
+                   sidecar_mtime_ns=mtime, note=facts.problem)
+
+
+def _read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int) -> ImageInfo | ImageFault | WriteFailure:
     try:
         with open(path_raw, "rb") as fh:
             st = os.fstat(fh.fileno())
@@ -98,6 +127,8 @@ def read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int) -> ImageIn
     except OSError as exc:
         return _os_fault(path_raw, exc)
     content_hash = digest.hexdigest()
+    if raw.is_raw(path_raw):
+        return _inspect_raw(path_raw, source, st, content_hash, Path(thumbnails_dir), thumb_size)
     try:
         return _inspect(path_raw, source, st, content_hash, Path(thumbnails_dir), thumb_size)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -166,6 +197,8 @@ def _inspect(
         taken = _exif_datetime(exif)
         make = _clean_text(exif.get(_MAKE))
         model = _clean_text(exif.get(_MODEL))
+        packet = im.info.get("xmp")
+        embedded = xmp.parse(packet) if isinstance(packet, (bytes, str)) and packet else XmpFacts()
         # Decoding is what finds truncated and corrupt data, so it always happens; JPEG draft mode makes the decoder
         # scale by 1/2..1/8 (DCT scaling), far faster than a full decode of a camera-sized photo.
         if fmt == "JPEG":
@@ -188,7 +221,37 @@ def _inspect(
     return ImageInfo(
         path_raw=path_raw, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=content_hash, format=fmt,
         width=width, height=height, orientation=orientation, taken_at=taken_at, taken_at_source=source_kind,
-        camera_make=make, camera_model=model, thumbnail=rel,
+        camera_make=make, camera_model=model, thumbnail=rel, rating=embedded.rating, label=embedded.label,
+        tags=embedded.tags, title=embedded.title,
+    )
+
+
+def _inspect_raw(path_raw: bytes, source: io.BytesIO | str | bytes, st: os.stat_result, content_hash: str,
+                 thumbnails_dir: Path, thumb_size: int) -> ImageInfo | ImageFault | WriteFailure:
+    """A camera RAW file: all of its sensor data read (a truncated file is found), the picture LibRaw gives
+    (its preview, or the sensor data demosaiced) thumbnailed."""
+    try:
+        picture = raw.open_raw(source, check_data=True, max_pixels=Image.MAX_IMAGE_PIXELS)
+    except raw.RawError as exc:
+        return ImageFault(path_raw, exc.kind, f"{raw.format_name(path_raw)} file: {exc}", st.st_size, st.st_mtime_ns)
+    rel = thumbnail_relpath(content_hash)
+    target = thumbnails_dir / rel
+    if not target.exists():
+        thumb = picture.image.copy()
+        thumb.thumbnail((thumb_size, thumb_size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        try:
+            _save_thumbnail(thumb, target)
+        except _CannotWrite as exc:
+            return WriteFailure(path_raw, str(exc.target), str(exc))
+    if picture.taken_at is not None:
+        taken_at, source_kind = picture.taken_at, "exif"
+    else:
+        taken_at, source_kind = datetime.fromtimestamp(st.st_mtime_ns / 1e9), "file"
+    return ImageInfo(
+        path_raw=path_raw, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=content_hash,
+        format=raw.format_name(path_raw), width=picture.width, height=picture.height,
+        orientation=picture.orientation, taken_at=taken_at, taken_at_source=source_kind, camera_make=picture.make,
+        camera_model=picture.model, thumbnail=rel, media_kind="raw",
     )
 
 

@@ -19,8 +19,8 @@ from photoscout.config import Settings
 from photoscout.database import Database
 
 PREVIEW_SIZES = (720, 1440)  # the sizes a preview is made in (longest side)
-MEDIA_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
-               "GIF": "image/gif", "BMP": "image/bmp", "TIFF": "image/tiff", "HEIF": "image/heif"}
+MEDIA_TYPES = {"DNG": "image/x-adobe-dng", "JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png",
+               "WEBP": "image/webp", "GIF": "image/gif", "BMP": "image/bmp", "TIFF": "image/tiff", "HEIF": "image/heif"}
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from photoscout.config import Settings
 from photoscout.database import Database
 from photoscout.database.schema import PHOTO_OUTPUT_TABLES
 from photoscout.library import roots as library_roots
+from photoscout.library import stacks
 from photoscout.library.imagefile import ImageFault, ImageInfo, WriteFailure, read_image
 from photoscout.library.paths import display, folder_of, like_prefix, normalize_root
 from photoscout.library.walker import FoundFile, WalkIssue, walk
@@ -94,6 +95,7 @@ class _Known:
     content_hash: str | None
     error: str | None
     thumbnail: str | None
+    sidecar_mtime_ns: int | None = None
 
 
 # Reasons that blamed the machine, not the file (a full, read-only or failing disk): read again by the next scan.
@@ -184,7 +186,8 @@ def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress:
         retry = k is not None and (
             (k.status == "error" and (retry_errors or environmental(k.error)))
             or (repair_thumbnails and k.thumbnail is not None and not (settings.thumbnails_dir / k.thumbnail).exists()))
-        if k is not None and k.size_bytes == f.size_bytes and k.mtime_ns == f.mtime_ns and not retry:
+        if (k is not None and k.size_bytes == f.size_bytes and k.mtime_ns == f.mtime_ns
+                and k.sidecar_mtime_ns == f.sidecar_mtime_ns and not retry):
             summary.unchanged += 1
             if k.status == "missing":
                 restored_ids.append(k.id)
@@ -201,7 +204,7 @@ def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress:
     writer.write([ImageFault(f.key, *_split_fault(f.fault or "")) for f in walk_faults])
     progress.phase("reading photos", len(to_read))
     batch: list[ImageInfo | ImageFault] = []
-    for result in _read_all(settings, to_read):
+    for result in _read_all(settings, [(p, found[p].sidecar) for p in to_read]):
         if isinstance(result, WriteFailure):
             writer.write(batch)  # what was read before is kept
             raise EnvironmentProblem(f"cannot write thumbnails to {settings.thumbnails_dir}: {result.message} "
@@ -211,6 +214,8 @@ def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress:
             summary.settling += 1
             progress.advance()
             continue
+        if isinstance(result, ImageInfo) and result.note:
+            summary.issues.append({"path": display(found[result.path_raw].path_raw), "message": result.note})
         batch.append(result)
         if len(batch) >= settings.scan_batch_size:
             writer.write(batch)
@@ -238,6 +243,9 @@ def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress:
         stale_errors = [k.id for k in gone if k.status == "error" and k.content_hash is None]
         if stale_errors:  # a bad file that is gone was never a photo: nothing to keep
             conn.execute("DELETE FROM photos WHERE id = ANY(%s) AND status = 'error'", (stale_errors,))
+        if summary.processed or summary.missing or summary.restored:  # members came, changed or went: re-form
+            stacks.restack(conn, {folder_of(f.path_raw) for f in found.values()}
+                           | {folder_of(p) for p in gone_paths} | writer.left_folders)
     return summary
 
 
@@ -287,8 +295,15 @@ def _split_fault(fault: str) -> tuple[str, str]:
     return kind, message
 
 
-def _read_all(settings: Settings, paths: list[bytes]) -> Iterator[ImageInfo | ImageFault | WriteFailure]:
-    func = functools.partial(read_image, thumbnails_dir=str(settings.thumbnails_dir),
+def _read_one(item: tuple[bytes, bytes | None], thumbnails_dir: str,
+              thumb_size: int) -> ImageInfo | ImageFault | WriteFailure:
+    return read_image(item[0], thumbnails_dir, thumb_size, sidecar=item[1])
+
+
+def _read_all(settings: Settings,
+              paths: list[tuple[bytes, bytes | None]]) -> Iterator[ImageInfo | ImageFault | WriteFailure]:
+    """Each file with its sidecar, read in worker processes (in this one for a few)."""
+    func = functools.partial(_read_one, thumbnails_dir=str(settings.thumbnails_dir),
                              thumb_size=settings.thumbnail_size)
     workers = min(settings.effective_workers(), max(1, len(paths)))
     if len(paths) < IN_PROCESS_BELOW or workers == 1:
@@ -306,7 +321,7 @@ def _load_known(db: Database, roots: Iterable[bytes], found: Sequence[bytes]) ->
     """Stored photos under the roots, and stored photos of files found here but filed elsewhere (a folder linked
     into this one that was indexed on its own)."""
     known: dict[bytes, _Known] = {}
-    columns = "path_raw, id, size_bytes, mtime_ns, status, content_hash, error, thumbnail"
+    columns = "path_raw, id, size_bytes, mtime_ns, status, content_hash, error, thumbnail, sidecar_mtime_ns"
     with db.connection() as conn:
         for r in roots:
             real = os.path.realpath(r).rstrip(b"/")
@@ -351,11 +366,12 @@ def _mark_interrupted_scans(conn: Any) -> None:
 
 
 _INFO_COLUMNS = ("content_hash", "size_bytes", "mtime_ns", "format", "width", "height", "orientation",
-                 "taken_at", "taken_at_source", "camera_make", "camera_model", "thumbnail")
+                 "taken_at", "taken_at_source", "camera_make", "camera_model", "thumbnail", "media_kind", "rating",
+                 "label", "tags", "title", "sidecar_mtime_ns")
 
 
 def _info_values(info: ImageInfo) -> tuple[Any, ...]:
-    return tuple(getattr(info, c) for c in _INFO_COLUMNS)
+    return tuple(list(v) if isinstance(v, tuple) else v for v in (getattr(info, c) for c in _INFO_COLUMNS))
 
 
 class _BatchWriter:
@@ -366,6 +382,7 @@ class _BatchWriter:
         self.found = found
         self.summary = summary
         self.moved_ids: set[int] = set()
+        self.left_folders: set[str] = set()  # folders a photo moved out of (their stacks change too)
 
     def _shown(self, key: bytes) -> tuple[str, str]:
         """Display path and folder of a file: as the user reached it (its resolved path is its identity)."""
@@ -403,7 +420,8 @@ class _BatchWriter:
         for info in infos:
             options = candidates.get(info.content_hash)
             if options:
-                pid, _old = options.pop(0)
+                pid, old = options.pop(0)
+                self.left_folders.add(folder_of(old))
                 moves[info.path_raw] = pid
                 self.moved_ids.add(pid)
         return moves

@@ -14,8 +14,9 @@ import errno
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from photoscout.library import xmp
 from photoscout.library.imagefile import IMAGE_EXTENSIONS
 
 # Folders that hold no user photos: hidden ones, Synology/QNAP thumbnail and recycle folders.
@@ -30,6 +31,8 @@ class FoundFile:
     mtime_ns: int | None
     fault: str | None = None  # "broken_symlink: ...", "symlink_loop: ...", "permission: ..."
     real: bytes = b""  # the resolved path (symbolic links followed); the identity of the file
+    sidecar: bytes | None = None  # its XMP sidecar (``name.ext.xmp`` or ``name.xmp``), if the folder has one
+    sidecar_mtime_ns: int | None = None
 
     @property
     def key(self) -> bytes:
@@ -77,6 +80,8 @@ def walk(roots: Iterable[bytes], *, exclude: Iterable[bytes] = ()) -> Iterator[F
                 yield WalkIssue(directory, f"cannot list folder ({exc.strerror})")
                 continue
             subdirs = []
+            sidecars = {e.name.lower(): e for e in entries
+                        if e.name.lower().endswith(xmp.SIDECAR_EXTENSION) and not e.name.startswith(b"._")}
             for entry in sorted(entries, key=lambda e: e.name):
                 name = entry.name
                 path = entry.path
@@ -91,9 +96,22 @@ def walk(roots: Iterable[bytes], *, exclude: Iterable[bytes] = ()) -> Iterator[F
                     continue
                 if not has_image_extension(name) or name.startswith(b"._"):  # macOS resource forks
                     continue
-                yield from _file_entry(path, os.path.realpath(path) if entry.is_symlink()
-                                       else os.path.join(real_dir, name))
+                for found in _file_entry(path, os.path.realpath(path) if entry.is_symlink()
+                                         else os.path.join(real_dir, name)):
+                    yield _with_sidecar(found, sidecars, name) if sidecars and found.fault is None else found
             stack.extend(reversed(subdirs))
+
+
+def _with_sidecar(found: FoundFile, sidecars: dict[bytes, os.DirEntry[bytes]], name: bytes) -> FoundFile:
+    for candidate in xmp.sidecar_candidates(name):
+        entry = sidecars.get(candidate)
+        if entry is not None:
+            try:
+                mtime = entry.stat().st_mtime_ns
+            except OSError:
+                continue
+            return replace(found, sidecar=entry.path, sidecar_mtime_ns=mtime)
+    return found
 
 
 def _file_entry(path: bytes, real: bytes) -> Iterator[FoundFile]:

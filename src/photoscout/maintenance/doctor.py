@@ -14,6 +14,7 @@ from typing import Any
 
 from photoscout.config import Settings
 from photoscout.database import Database, indexes, migrations, scalar
+from photoscout.database.schema import shown
 from photoscout.database.vectors import pgvector_version
 from photoscout.jobs.states import JobStatus
 from photoscout.library import roots
@@ -86,9 +87,9 @@ def _active_models(db: Database, settings: Settings) -> list[Finding]:
 def _coverage_and_indexes(db: Database, settings: Settings) -> list[Finding]:
     out = []
     with db.connection() as conn:
-        photos = scalar(conn, "SELECT count(*) FROM photos WHERE status = 'ok'")
+        photos = scalar(conn, f"SELECT count(*) FROM photos p WHERE {shown()}")
         for m in [m for m in lifecycle.list_models(db) if m.status == "active"]:
-            lacking = scalar(conn, "SELECT count(*) FROM photos p WHERE p.status = 'ok' AND NOT EXISTS (SELECT 1 "
+            lacking = scalar(conn, f"SELECT count(*) FROM photos p WHERE {shown()} AND NOT EXISTS (SELECT 1 "
                              "FROM photo_model_runs r WHERE r.photo_id = p.id AND r.model_id = %s)", (m.id,))
             if lacking:
                 severity = "error" if m.type == "embedding" and lacking == photos else "warning"

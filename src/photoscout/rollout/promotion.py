@@ -19,6 +19,7 @@ from typing import Any
 from photoscout.common.errors import InvalidParameter, PhotoscoutError
 from photoscout.config import Settings
 from photoscout.database import Database
+from photoscout.database.schema import shown
 from photoscout.evaluation import report, results
 from photoscout.registry import decisions, lifecycle
 from photoscout.registry.lifecycle import RegisteredModel
@@ -88,7 +89,7 @@ def missing_photos(db: Database, candidate: RegisteredModel, active: RegisteredM
     not."""
     with db.connection() as conn:
         row = conn.execute(
-            "SELECT count(*) FROM photos p WHERE p.status = 'ok' "
+            f"SELECT count(*) FROM photos p WHERE {shown()} "
             "AND NOT EXISTS (SELECT 1 FROM photo_embeddings e WHERE e.photo_id = p.id AND e.model_id = %s) "
             + ("AND EXISTS (SELECT 1 FROM photo_embeddings e WHERE e.photo_id = p.id AND e.model_id = %s)"
                if active else ""),

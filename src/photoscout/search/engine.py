@@ -68,12 +68,18 @@ class SearchEngine:
         ``offset`` to ``offset + limit`` of the ranking (a page)."""
         t0 = time.perf_counter()
         meaning = query.parse(text_query)
-        if sum(map(bool, (meaning.text or meaning.printed, image, similar_to is not None))) != 1:
+        asked = meaning.text or meaning.printed or meaning.filters_only
+        if sum(map(bool, (asked, image, similar_to is not None))) != 1:
             raise InvalidParameter("give a text query, an image or a photo to search with (one of them)",
                                    "text", "image", "similar_to")
-        filters = (filters or Filters()).with_printed(meaning.printed)  # quoted words: a filter, OCR leads
+        filters = (filters or Filters()).with_query(meaning)  # quoted words, rating>=N, tag:WORD: filters
         check_page(limit, offset)
         filters.check()
+        if meaning.filters_only:  # nothing to rank by: the photos that match, newest first
+            with self.db.connection() as conn:
+                hits = text.listed(conn, filters, offset, limit)
+            return SearchResult(None, hits, {"total": round((time.perf_counter() - t0) * 1000, 2)}, True, offset,
+                                limit)
         reg = self._model(model_ref)
         timings: dict[str, float] = {}
         if image:
@@ -109,6 +115,7 @@ class SearchEngine:
                 t2 = time.perf_counter()
                 rankings.ocr = text.ocr_matches(conn, meaning, filters, pool)
                 rankings.meaning = text.meaning_matches(conn, reg, vector, filters, pool)
+                rankings.keywords = text.keyword_matches(conn, meaning, filters, pool)
                 timings["ocr"] = (time.perf_counter() - t2) * 1000
             t3 = time.perf_counter()
             if meaning.text:  # the first screen's look, over every candidate of the rankings

@@ -1,4 +1,5 @@
-"""The filter model, once: what narrows a search (category, dates, folder, camera, has text, printed phrases), how
+"""The filter model, once: what narrows a search (category, dates, folder, camera, has text, printed phrases, XMP
+rating and keywords), how
 it is read from outside (``Filters.parse``: the CLI's options and the API's and the page's parameters alike, with
 the one date parser ``parse_date``), how it is written back as parameters (``Filters.params``: the CLI asking a
 running server) and what it means in SQL over ``photos p`` (``Filters.sql``)."""
@@ -11,11 +12,12 @@ from datetime import date, datetime
 from typing import Any
 
 from photoscout.common.errors import InvalidParameter
+from photoscout.database.schema import shown
 from photoscout.library.paths import like_prefix, normalize_root
-from photoscout.search.query import check_phrase
+from photoscout.search.query import Query, check_phrase
 
 # the parameter names of the filters, as the API and the pages spell them (the CLI's --path is ``folder``)
-PARAMS = ("category", "after", "before", "folder", "camera", "has_text")
+PARAMS = ("category", "after", "before", "folder", "camera", "has_text", "rating", "tag")
 TRUE = ("1", "on", "true", "yes")
 
 
@@ -29,6 +31,19 @@ def parse_date(value: str | date | None, name: str) -> date | None:
         return date.fromisoformat(value.strip())
     except ValueError:
         raise InvalidParameter(f"{value!r} is not a date (use YYYY-MM-DD)", name) from None
+
+
+def parse_rating(value: str | int | None, name: str = "rating") -> int | None:
+    """A least rating, -1 (rejected) to 5 stars, as XMP writes it; an empty value is none."""
+    if value is None or value == "":
+        return None
+    try:
+        rating = int(str(value).strip())
+    except ValueError:
+        raise InvalidParameter(f"{value!r} is not a rating (a whole number from -1 to 5)", name) from None
+    if not -1 <= rating <= 5:
+        raise InvalidParameter(f"a rating is from -1 (rejected) to 5 stars, not {rating}", name)
+    return rating
 
 
 def _flag(value: str | bool | None) -> bool:
@@ -46,14 +61,18 @@ class Filters:
     camera: str | None = None
     has_text: bool = False
     printed: tuple[str, ...] = ()  # phrases the active OCR model must have read in the photo (case, spacing ignored)
+    rating: int | None = None  # at least this XMP rating
+    tags: tuple[str, ...] = ()  # keywords the photo must have (XMP; case ignored)
 
     @classmethod
     def parse(cls, category: str | None = None, after: str | date | None = None, before: str | date | None = None,
-              folder: str | None = None, camera: str | None = None, has_text: str | bool | None = None) -> Filters:
+              folder: str | None = None, camera: str | None = None, has_text: str | bool | None = None,
+              rating: str | int | None = None, tag: str | None = None) -> Filters:
         """The filters from outside, as text (or already typed): empty values are no filter; checked."""
         found = cls(category=(category or "").strip() or None, after=parse_date(after, "after"),
                     before=parse_date(before, "before"), path=(folder or "").strip() or None,
-                    camera=(camera or "").strip() or None, has_text=_flag(has_text))
+                    camera=(camera or "").strip() or None, has_text=_flag(has_text), rating=parse_rating(rating),
+                    tags=(tag.strip(),) if tag and tag.strip() else ())
         found.check()
         return found
 
@@ -67,7 +86,9 @@ class Filters:
         query text."""
         out = {"category": self.category, "after": self.after.isoformat() if self.after else None,
                "before": self.before.isoformat() if self.before else None, "folder": self.path,
-               "camera": self.camera, "has_text": "true" if self.has_text else None}
+               "camera": self.camera, "has_text": "true" if self.has_text else None,
+               "rating": str(self.rating) if self.rating is not None else None,
+               "tag": self.tags[0] if len(self.tags) == 1 else None}  # more tags travel in the query text
         return {k: v for k, v in out.items() if v}
 
     def with_category(self, category: str) -> Filters:
@@ -76,8 +97,17 @@ class Filters:
     def with_printed(self, phrases: tuple[str, ...]) -> Filters:
         return replace(self, printed=(*self.printed, *phrases)) if phrases else self
 
+    def with_query(self, meaning: Query) -> Filters:
+        """These filters and those the query's own words give (quoted phrases, ``rating>=4``, ``tag:holiday``)."""
+        out = self.with_printed(meaning.printed)
+        if meaning.rating is not None:
+            out = replace(out, rating=max(meaning.rating, out.rating if out.rating is not None else -1))
+        if meaning.tags:
+            out = replace(out, tags=tuple(dict.fromkeys((*out.tags, *meaning.tags))))
+        return out
+
     def sql(self) -> tuple[str, list[Any]]:
-        where: list[str] = ["p.status = 'ok'"]
+        where: list[str] = [shown()]
         params: list[Any] = []
         if self.category:
             where.append("p.categories @> ARRAY[%s]::text[]")
@@ -95,6 +125,12 @@ class Filters:
         if self.camera:
             where.append("(coalesce(p.camera_make, '') || ' ' || coalesce(p.camera_model, '')) ILIKE %s")
             params.append(f"%{self.camera}%")
+        if self.rating is not None:
+            where.append("p.rating >= %s")
+            params.append(self.rating)
+        for tag in self.tags:
+            where.append("EXISTS (SELECT 1 FROM unnest(p.tags) g WHERE lower(g) = lower(%s))")
+            params.append(tag)
         if self.has_text:
             where.append("EXISTS (SELECT 1 FROM photo_text t WHERE t.photo_id = p.id)")
         for phrase in self.printed:  # squeezed by the stored text's own rule; letters and digits are no wildcards
@@ -112,4 +148,5 @@ class Filters:
 
     @property
     def active(self) -> bool:
-        return any((self.category, self.after, self.before, self.path, self.camera, self.has_text, self.printed))
+        return any((self.category, self.after, self.before, self.path, self.camera, self.has_text, self.printed,
+                    self.rating is not None, self.tags))

@@ -29,6 +29,7 @@ class Rankings:
     category: list[tuple[int, float]] = field(default_factory=list)
     meaning: list[tuple[int, float]] = field(default_factory=list)
     feedback: list[tuple[int, float]] = field(default_factory=list)
+    keywords: list[tuple[int, str]] = field(default_factory=list)  # XMP keywords and titles with the query's words
     ocr_weight: float = OCR_WEIGHT
 
     def _lists(self) -> list[tuple[list[Any], float, Any]]:
@@ -40,6 +41,7 @@ class Rankings:
              lambda sim: f"text in photo means something close ({sim:.2f})"),
             (self.ocr, self.ocr_weight, lambda snippet: f"text in photo: {snippet}"),
             (self.feedback, 1.0, lambda sim: f"looks like the best matches ({sim:.2f})"),
+            (self.keywords, 1.0, lambda words: f"tagged: {words}"),
         ]
 
     def scores(self) -> dict[int, float]:

@@ -40,6 +40,10 @@ CATEGORY_WORDS = {
     "vehicles": ("vehicle",),
 }
 _WORD = re.compile(r"[^\W_]+")  # letters and digits, any script
+# filters written in a query: rating>=4 (or rating:4, at least 4 stars), tag:holiday, tag:"new york"
+_RATING = re.compile(r"(?<!\S)rating\s*(?:>=|:|=)\s*(-?\d+)(?!\S)", re.IGNORECASE)
+_TAG = re.compile(r'(?<!\S)(?:tag|keyword):(?:["\u201c\u201d]([^"\u201c\u201d]+)["\u201c\u201d]|([^\s"]+))',
+                  re.IGNORECASE)
 _QUOTED = re.compile(r'["\u201c\u201d]([^"\u201c\u201d]*)["\u201c\u201d]')
 # whole words over the query's words joined by single spaces, plurals too ("cars", not "cartoon"; "bills", not
 # "billboard"); a phrase of several words matches those words in a row ("screen-shot" is "screen shot")
@@ -126,6 +130,13 @@ class Query:
     terms: tuple[str, ...]  # words looked for in OCR text
     categories: tuple[str, ...]  # categories its words name (each a supporting ranking)
     printed_leads: bool  # printed words define what it asks for (quoted words, a receipt): OCR evidence leads
+    rating: int | None = None  # rating>=N written in the query: at least N stars
+    tags: tuple[str, ...] = ()  # tag:WORD written in the query: the photo has that keyword
+
+    @property
+    def filters_only(self) -> bool:
+        """Nothing to rank by, only filters (``tag:holiday``): the matching photos are listed newest first."""
+        return not self.text and not self.printed and (self.rating is not None or bool(self.tags))
 
 
 def parse(text: str | None) -> Query:
@@ -133,6 +144,19 @@ def parse(text: str | None) -> Query:
     text = (text or "").strip()
     if len(text) > MAX_QUERY_CHARS:
         raise InvalidParameter(f"the query has {len(text)} characters; at most {MAX_QUERY_CHARS}", "text")
+    text, rating, tags = metadata_filters(text)
     plain, printed = printed_phrases(text)
     return Query(plain, tuple(printed), tuple(ocr_terms(plain)) if plain else (),
-                 tuple(named_categories(plain)) if plain else (), bool(printed) or names_text_concept(plain))
+                 tuple(named_categories(plain)) if plain else (), bool(printed) or names_text_concept(plain),
+                 rating, tags)
+
+
+def metadata_filters(text: str) -> tuple[str, int | None, tuple[str, ...]]:
+    """The ``rating>=N`` and ``tag:WORD`` a query writes, and the query without them."""
+    ratings = [int(m) for m in _RATING.findall(text)]
+    for r in ratings:
+        if not -1 <= r <= 5:
+            raise InvalidParameter(f"a rating is from -1 (rejected) to 5 stars, not {r}", "text")
+    tags = tuple(dict.fromkeys(" ".join((a or b).split()) for a, b in _TAG.findall(text)))
+    rest = " ".join(_TAG.sub(" ", _RATING.sub(" ", text)).split())
+    return rest, max(ratings) if ratings else None, tuple(t for t in tags if t)

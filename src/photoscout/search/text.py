@@ -13,6 +13,7 @@ from pgvector import HalfVector
 from photoscout.registry import lifecycle
 from photoscout.search.filters import Filters
 from photoscout.search.query import Query
+from photoscout.search.results import Hit
 
 SQUEEZED_MIN = 5  # query words this long are also looked for inside OCR text with spaces and punctuation squeezed out
 Conn = psycopg.Connection[Any]
@@ -58,3 +59,32 @@ def meaning_matches(conn: Conn, reg: lifecycle.RegisteredModel, vector: np.ndarr
         f"ORDER BY (t.embedding::halfvec({dim})) <=> %s LIMIT %s",
         [HalfVector(vector), *params, HalfVector(vector), limit]).fetchall()
     return [(int(r[0]), float(r[1])) for r in rows]
+
+
+def keyword_matches(conn: Conn, query: Query, filters: Filters, limit: int) -> list[tuple[int, str]]:
+    """Photos whose XMP keywords or title hold one of the query's words (whole words, case ignored), the best rated
+    first, each with its keywords. Only described photos are read (a partial index holds them)."""
+    terms = [t for t in query.terms if t.isalnum()]
+    if not terms:
+        return []
+    where, params = filters.sql()
+    pattern = r"\m(" + "|".join(terms) + r")s?\M"  # the query's words: letters and digits only
+    rows = conn.execute(
+        f"SELECT p.id, array_to_string(p.tags, ', ') || coalesce(' - ' || p.title, '') FROM photos p "
+        f"WHERE (p.tags <> '{{}}' OR p.title IS NOT NULL) AND {where} AND EXISTS (SELECT 1 FROM "
+        f"unnest(array_append(p.tags, p.title)) w WHERE w ~* %s) ORDER BY p.rating DESC NULLS LAST, p.id LIMIT %s",
+        [*params, pattern, limit]).fetchall()
+    return [(int(r[0]), str(r[1])[:120]) for r in rows]
+
+
+def listed(conn: Conn, filters: Filters, offset: int, limit: int) -> list[Hit]:
+    """The photos the filters let through, newest first: a query of filters only (``tag:holiday rating>=4``)."""
+    where, params = filters.sql()
+    rows = conn.execute(
+        f"SELECT p.id, p.path, p.thumbnail, p.categories, p.taken_at, p.rating, array_to_string(p.tags, ', ') "
+        f"FROM photos p WHERE {where} ORDER BY p.taken_at DESC NULLS LAST, p.id DESC LIMIT %s OFFSET %s",
+        [*params, limit, offset]).fetchall()
+    return [Hit(int(pid), path, 0.0, [w for w in (f"rated {rating}" if rating is not None else "",
+                                                 f"tagged: {tags}" if tags else "") if w],
+                None, thumb, list(cats), taken.isoformat() if taken else None)
+            for pid, path, thumb, cats, taken, rating, tags in rows]

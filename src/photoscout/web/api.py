@@ -46,6 +46,8 @@ class SearchFilters(BaseModel):
     folder: str | None = Field(None, max_length=4096, description="Only photos under this folder.")
     camera: str | None = Field(None, max_length=200, description="Camera make or model contains this.")
     has_text: bool = Field(False, description="Only photos with text in them (OCR).")
+    rating: int | None = Field(None, ge=-1, le=5, description="Only photos rated at least this (XMP; -1 rejected).")
+    tag: str | None = Field(None, max_length=200, description="Only photos with this keyword (XMP, case ignored).")
 
     def filters(self) -> Filters:
         return Filters.parse(**self.model_dump())  # the one filter parser (the CLI's and the pages' too)
