@@ -78,3 +78,29 @@ def jpeg_with_xmp(source: Path, dest: Path, packet: str) -> Path:
     with Image.open(source) as im:
         im.convert("RGB").save(dest, "JPEG", quality=90, xmp=packet.encode())
     return dest
+
+
+def write_clip(path: Path, segments: list[tuple[Path, float]], *, fps: int = 5, size: tuple[int, int] = (960, 720),
+               creation_time: str | None = "2022-05-01T12:00:00.000000Z") -> Path:
+    """An H.264 clip (MP4 or MOV by the name) showing each image for its seconds, written with PyAV."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        if creation_time:
+            out.metadata["creation_time"] = creation_time
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for image, seconds in segments:
+            with Image.open(image) as im:
+                frame_image = im.convert("RGB")
+            frame_image.thumbnail(size, Image.Resampling.LANCZOS)
+            canvas = Image.new("RGB", size, (255, 255, 255))
+            canvas.paste(frame_image, ((size[0] - frame_image.width) // 2, (size[1] - frame_image.height) // 2))
+            frame = av.VideoFrame.from_image(canvas)
+            for _ in range(int(seconds * fps)):
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

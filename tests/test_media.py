@@ -18,8 +18,9 @@ from photoscout.config import Settings
 from photoscout.database import Database
 from photoscout.database.embedded import EmbeddedServer
 from photoscout.library import catalog, scanner
+from photoscout.search.filters import Filters
 from tests.conftest import clone_library, run_cli
-from tests.media_files import jpeg_with_xmp, truncated_copy, write_dng, xmp_packet
+from tests.media_files import jpeg_with_xmp, truncated_copy, write_clip, write_dng, xmp_packet
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "photos-dev"
 
@@ -166,3 +167,50 @@ def test_search_shows_a_pair_once_and_filters_by_rating_and_tag(library: Path, t
     assert bad.returncode == 2 and "rating" in bad.stderr
     status = json.loads(run_cli("status", "--json", home=library, check=True).stdout)
     assert status["raw"] == 2 and status["stacks"] == 1 and status["files"] == status["photos"] + 1
+
+
+def test_a_video_is_found_at_the_second_that_matched(library: Path, tmp_path: Path) -> None:
+    lib = tmp_path / "videos"
+    receipt = DATASET / "documents" / "receipt_00715.jpg"  # "MONGOLIA CHICKEN" is printed on it
+    clip = write_clip(lib / "trip.mp4", [(_source("food", 5), 2.0), (receipt, 2.0), (_source("vehicles", 6), 2.0)],
+                      size=(1280, 960))
+    write_clip(lib / "other.mov", [(_source("animals", 6), 3.0)], size=(640, 480), creation_time=None)
+    truncated_copy(clip, lib / "cut.mp4", keep=0.3)
+    (lib / "empty.mkv").write_bytes(b"")
+    live = lib / "live"  # a Live Photo: the still and its clip are one photo, the clip's frames are not searched
+    live.mkdir()
+    with Image.open(_source("people", 2)) as im:
+        im.convert("RGB").save(live / "IMG_0100.HEIC")
+    write_clip(live / "IMG_0100.MOV", [(_source("people", 2), 1.5)], size=(640, 480))
+    with Photoscout.open(library) as core:
+        scan, _enriched = core.index([lib])
+        reasons = {Path(e["path"]).name: e["reason"] for e in scan.error_files}
+        assert scan.new == 4 and reasons.keys() == {"cut.mp4", "empty.mkv"}, scan.as_dict()
+        assert reasons["cut.mp4"].startswith(("corrupt: MP4 video", "truncated: MP4 video")), reasons
+        status = core.status()
+        assert (status["videos"], status["video_frames"], status["stacks"]) == (3, 6 + 3 + 2, 1), status
+        trip = core.photo(str(clip))
+        assert trip["media_kind"] == "video" and trip["format"] == "MP4" and 5900 <= trip["duration_ms"] <= 6100
+        assert trip["taken_at"].startswith("2022-05-01") and trip["taken_at_source"] == "exif"
+
+        printed = core.search('"mongolia chicken"', limit=10, filters=Filters(path=str(lib)))
+        assert printed.hits[0].path == str(clip) and printed.hits[0].at_seconds in (2.0, 3.0), printed.hits[:2]
+        assert printed.hits[0].why[0].startswith("at 0:0") and len(printed.hits) == 1
+        cars = [h for h in core.search("an airplane", limit=60).hits if h.path == str(clip)]  # at 4 s: a plane
+        assert len(cars) == 1 and cars[0].at_seconds is not None and cars[0].at_seconds >= 4.0, cars
+        found = {h.path for h in core.search("a person", limit=100).hits}
+        assert str(live / "IMG_0100.MOV") not in found and not any("#t=" in p for p in found)
+        listed = {p["path"] for p in core.photos(folder=str(lib), limit=50)}
+        assert str(clip) in listed and not any("#t=" in p for p in listed)
+        assert core.preview(trip["id"], 720).path.is_file()  # the poster
+        assert core.original(trip["id"]).media_type == "video/mp4"
+
+        os.replace(clip, lib / "renamed.mp4")  # the clip moves: its row and its frames follow
+        again, _ = core.index([lib])
+        assert again.moved == 1, again.as_dict()
+        moved = core.search('"mongolia chicken"', limit=5, filters=Filters(path=str(lib))).hits[0]
+        assert moved.photo_id == trip["id"] and moved.path == str(lib / "renamed.mp4")
+        (lib / "renamed.mp4").unlink()
+        core.index([lib])
+        assert core.status()["video_frames"] == 3 + 2 \
+            and not core.search('"mongolia chicken"', limit=5, filters=Filters(path=str(lib))).hits

@@ -1,6 +1,6 @@
 """Opening images with Pillow, the same way everywhere (the scan and the models): the decompression-bomb limit and
 HEIF support, transparency flattened onto white, photos upright (EXIF orientation), decoded no bigger than needed;
-camera RAW files through ``raw.py`` (LibRaw)."""
+camera RAW files through ``raw.py`` (LibRaw), videos (their first frame) through ``video.py`` (FFmpeg)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import IO
 
 from PIL import Image, ImageOps
 
-from photoscout.common import raw
+from photoscout.common import raw, video
 
 _heif_registered = False
 
@@ -52,6 +52,11 @@ def load_rgb(path: bytes | str | IO[bytes], max_side: int, min_side: int = 0) ->
         if max(im.size) > max_side:
             im.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
         return im
+    if isinstance(path, (bytes, str)) and video.is_video(path):  # a video: its first frame (the grid's poster)
+        return next(video.frames(path, [0], max_side))[1]
+    frame = video.split_frame_path(path) if isinstance(path, (bytes, str)) else None
+    if frame is not None:  # a video's frame (``clip.mp4#t=12.000``), decoded from the video
+        return next(video.frames(frame[0], [frame[1]], max_side))[1]
     with Image.open(os.fsdecode(path) if isinstance(path, bytes) else path) as src:
         if src.format in ("JPEG", "MPO"):
             want = min_side or max_side

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Photo path prefixes to rewrite on this machine, 'FROM=TO' (e.g. a NAS share mounted elsewhere).",
     )
+    video_frame_seconds: float = Field(
+        default=1.0, gt=0, le=3600, description="A video is searched through one frame every this many seconds (a "
+                                                "search hit says at which second).")
+    video_max_frames: int = Field(
+        default=24, ge=1, le=1000, description="At most this many frames of one video (a longer clip: spread "
+                                               "evenly over it).")
     settle_seconds: float = Field(
         default=5.0, ge=0, le=3600, description="A file modified less than this many seconds ago that cannot be "
                                                 "decoded yet (a copy in flight) is taken by a later scan, not "

@@ -12,6 +12,12 @@ PHOTO_OUTPUT_TABLES = tuple(t for t in OUTPUT_TABLES if t not in MODEL_LEVEL_TAB
 
 
 def shown(alias: str = "p") -> str:
-    """The photos that search, the grid and the models see: readable, and each standing for its stack (a RAW+JPEG
-    pair or a Live Photo is one photo: ``library/stacks.py``). The one place this is written."""
-    return f"{alias}.status = 'ok' AND {alias}.stack_of IS NULL"
+    """The photos that search and the models see: readable, each standing for its stack (a RAW+JPEG pair or a
+    Live Photo is one photo: ``library/stacks.py``), and a video through its frames (``library/frames.py``).
+    The one place this is written."""
+    return f"{alias}.status = 'ok' AND {alias}.stack_of IS NULL AND {alias}.media_kind <> 'video'"
+
+
+def listed(alias: str = "p") -> str:
+    """The photos the grid lists and ``status`` counts: as ``shown``, but a video as itself, not its frames."""
+    return f"{alias}.status = 'ok' AND {alias}.stack_of IS NULL AND {alias}.media_kind <> 'frame'"

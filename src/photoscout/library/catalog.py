@@ -10,13 +10,14 @@ from psycopg.rows import dict_row
 
 from photoscout.common.errors import NotFound, PhotoscoutError
 from photoscout.database import Database
-from photoscout.database.schema import shown
+from photoscout.database.schema import listed
 from photoscout.library.paths import like_prefix, normalize_root
 
 PHOTO_COLUMNS = (
     "id", "path", "folder", "status", "error", "content_hash", "size_bytes", "format", "width", "height",
     "orientation", "taken_at", "taken_at_source", "camera_make", "camera_model", "categories", "thumbnail",
     "first_seen_at", "updated_at", "missing_since", "media_kind", "stack_of", "rating", "label", "tags", "title",
+    "frame_of", "frame_ms", "duration_ms",
 )
 LIST_FILTERS = ("ok", "missing", "error", "all")
 
@@ -24,13 +25,14 @@ LIST_FILTERS = ("ok", "missing", "error", "all")
 def status(db: Database) -> dict[str, Any]:
     with db.connection() as c, c.cursor(row_factory=dict_row) as conn:
         counts = conn.execute(
-            f"SELECT count(*) FILTER (WHERE {shown('photos')}) AS photos, "
-            "count(*) FILTER (WHERE status = 'ok') AS files, "
+            f"SELECT count(*) FILTER (WHERE {listed('photos')}) AS photos, "
+            "count(*) FILTER (WHERE status = 'ok' AND media_kind <> 'frame') AS files, "
+            "count(*) FILTER (WHERE status = 'ok' AND media_kind = 'frame') AS video_frames, "
             "count(*) FILTER (WHERE status = 'ok' AND media_kind = 'raw') AS raw, "
             "count(*) FILTER (WHERE status = 'ok' AND media_kind = 'video') AS videos, "
-            "count(DISTINCT stack_of) FILTER (WHERE status = 'ok') AS stacks, "
-            "count(*) FILTER (WHERE status = 'missing') AS missing, "
-            "count(*) FILTER (WHERE status = 'error') AS errors, "
+            "count(DISTINCT stack_of) FILTER (WHERE status = 'ok' AND media_kind <> 'frame') AS stacks, "
+            "count(*) FILTER (WHERE status = 'missing' AND media_kind <> 'frame') AS missing, "
+            "count(*) FILTER (WHERE status = 'error' AND media_kind <> 'frame') AS errors, "
             "coalesce(sum(size_bytes) FILTER (WHERE status = 'ok'), 0) AS bytes FROM photos"
         ).fetchone()
         errors_by_kind = {
@@ -58,6 +60,7 @@ def status(db: Database) -> dict[str, Any]:
         "raw": counts["raw"],
         "videos": counts["videos"],
         "stacks": counts["stacks"],
+        "video_frames": counts["video_frames"],  # searched for the videos
         "missing": counts["missing"],
         "errors": counts["errors"],
         "errors_by_kind": errors_by_kind,
@@ -77,19 +80,17 @@ def list_photos(
         raise PhotoscoutError(f"unknown filter {which!r}; use one of {', '.join(LIST_FILTERS)}")
     if limit < 1 or offset < 0:
         raise PhotoscoutError("limit must be at least 1 and offset at least 0")
-    where, params = [], []
+    where, params = ["media_kind <> 'frame'"], []  # files only: a video's frames are not files
     if which != "all":
         where.append("status = %s")
         params.append(which)
     if shown_only:
-        where.append(shown("photos"))
+        where.append(listed("photos"))
     if folder:
         root = os.fsdecode(normalize_root(folder))
         where.append("(path = %s OR path LIKE %s)")
         params += [root, like_prefix(root)]
-    sql = f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
+    sql = f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos WHERE " + " AND ".join(where)
     sql += " ORDER BY path LIMIT %s OFFSET %s"
     with db.connection() as c, c.cursor(row_factory=dict_row) as conn:
         return [_jsonable(r) for r in conn.execute(sql, [*params, limit, offset])]

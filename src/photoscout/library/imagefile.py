@@ -20,19 +20,29 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from photoscout.common import raw
+from photoscout.common import raw, video
 from photoscout.common.imaging import to_rgb
 from photoscout.library import xmp
 from photoscout.library.xmp import XmpFacts
 
 SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "GIF", "BMP", "MPO", "HEIF"}
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".heic", ".heif", ".hif",
-                    *raw.RAW_EXTENSIONS}
+                    *raw.RAW_EXTENSIONS, *video.VIDEO_EXTENSIONS}
 IN_MEMORY_LIMIT = 64 * 1024 * 1024  # files up to this size are read once and decoded from memory
 
 # EXIF tags (https://exiftool.org/TagNames/EXIF.html)
 _MAKE, _MODEL, _ORIENTATION, _DATETIME = 0x010F, 0x0110, 0x0112, 0x0132
 _EXIF_IFD, _DATETIME_ORIGINAL, _DATETIME_DIGITIZED = 0x8769, 0x9003, 0x9004
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """A frame of a video that stands for it in search: its moment, and its thumbnail (what the models read)."""
+
+    ms: int
+    thumbnail: str
+    width: int
+    height: int
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,9 @@ class ImageInfo:
     camera_make: str | None
     camera_model: str | None
     thumbnail: str  # relative to the thumbnails directory
-    media_kind: str = "image"  # image, raw (video: later)
+    media_kind: str = "image"  # image, raw, video
+    duration_ms: int | None = None  # a video's
+    frames: tuple[FrameInfo, ...] = ()  # a video's frames that stand for it
     rating: int | None = None
     label: str | None = None
     tags: tuple[str, ...] = ()
@@ -89,11 +101,17 @@ def thumbnail_relpath(content_hash: str) -> str:
     return f"{content_hash[:2]}/{content_hash}.jpg"
 
 
-def read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int,
-               sidecar: bytes | None = None) -> ImageInfo | ImageFault | WriteFailure:
-    """Hash, inspect and thumbnail one file (and read its XMP ``sidecar``). Never raises for a bad file; returns an
-    :class:`ImageFault`."""
-    result = _read_image(path_raw, thumbnails_dir, thumb_size)
+@dataclass(frozen=True)
+class VideoSampling:
+    every_s: float = 1.0
+    max_frames: int = 24
+
+
+def read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int, sidecar: bytes | None = None,
+               sampling: VideoSampling | None = None) -> ImageInfo | ImageFault | WriteFailure:
+    """Hash, inspect and thumbnail one file (and read its XMP ``sidecar``; a video's frames as ``sampling`` says).
+    Never raises for a bad file; returns an :class:`ImageFault`."""
+    result = _read_image(path_raw, thumbnails_dir, thumb_size, sampling or VideoSampling())
     if not isinstance(result, ImageInfo) or sidecar is None:
         return result
     try:
@@ -106,7 +124,8 @@ def read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int,
                    sidecar_mtime_ns=mtime, note=facts.problem)
 
 
-def _read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int) -> ImageInfo | ImageFault | WriteFailure:
+def _read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int,
+                sampling: VideoSampling) -> ImageInfo | ImageFault | WriteFailure:
     try:
         with open(path_raw, "rb") as fh:
             st = os.fstat(fh.fileno())
@@ -127,6 +146,8 @@ def _read_image(path_raw: bytes, thumbnails_dir: str, thumb_size: int) -> ImageI
     except OSError as exc:
         return _os_fault(path_raw, exc)
     content_hash = digest.hexdigest()
+    if video.is_video(path_raw):
+        return _inspect_video(path_raw, st, content_hash, Path(thumbnails_dir), thumb_size, sampling)
     if raw.is_raw(path_raw):
         return _inspect_raw(path_raw, source, st, content_hash, Path(thumbnails_dir), thumb_size)
     try:
@@ -253,6 +274,41 @@ def _inspect_raw(path_raw: bytes, source: io.BytesIO | str | bytes, st: os.stat_
         orientation=picture.orientation, taken_at=taken_at, taken_at_source=source_kind, camera_make=picture.make,
         camera_model=picture.model, thumbnail=rel, media_kind="raw",
     )
+
+
+def _inspect_video(path_raw: bytes, st: os.stat_result, content_hash: str, thumbnails_dir: Path, thumb_size: int,
+                   sampling: VideoSampling) -> ImageInfo | ImageFault | WriteFailure:
+    """A video: its header (duration, size, date), and its frames every ``sampling.every_s`` seconds thumbnailed
+    (the first is its poster). Read from the file by seeking: never whole into memory."""
+    name = video.format_name(path_raw)
+    try:
+        facts = video.probe(path_raw)
+        times = video.sample_times(facts.duration_ms, sampling.every_s, sampling.max_frames)
+        frames: list[FrameInfo] = []
+        for ms, im in video.frames(path_raw, times, thumb_size):
+            rel = frame_thumbnail_relpath(content_hash, ms)
+            target = thumbnails_dir / rel
+            if not target.exists():
+                _save_thumbnail(im, target)
+            frames.append(FrameInfo(ms, rel, im.width, im.height))
+    except video.VideoError as exc:
+        return ImageFault(path_raw, exc.kind, f"{name} video: {exc}", st.st_size, st.st_mtime_ns)
+    except _CannotWrite as exc:
+        return WriteFailure(path_raw, str(exc.target), str(exc))
+    if facts.taken_at is not None:
+        taken_at, source_kind = facts.taken_at, "exif"
+    else:
+        taken_at, source_kind = datetime.fromtimestamp(st.st_mtime_ns / 1e9), "file"
+    return ImageInfo(
+        path_raw=path_raw, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=content_hash, format=name,
+        width=facts.width, height=facts.height, orientation=None, taken_at=taken_at, taken_at_source=source_kind,
+        camera_make=None, camera_model=None, thumbnail=frames[0].thumbnail, media_kind="video",
+        duration_ms=facts.duration_ms, frames=tuple(frames),
+    )
+
+
+def frame_thumbnail_relpath(content_hash: str, ms: int) -> str:
+    return f"{content_hash[:2]}/{content_hash}-{ms}.jpg"
 
 
 def _save_thumbnail(thumb: Image.Image, target: Path) -> None:

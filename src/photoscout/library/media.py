@@ -13,6 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from photoscout.common import video
 from photoscout.common.errors import EnvironmentProblem, InvalidParameter, NotFound
 from photoscout.common.imaging import load_rgb
 from photoscout.config import Settings
@@ -101,7 +102,8 @@ def original(db: Database, settings: Settings, photo_id: int) -> MediaFile:
         raise NotFound(f"the file of photo {photo_id} is gone") from None
     if not stat.S_ISREG(st.st_mode) or os.path.realpath(path) != path:
         raise NotFound(f"the file of photo {photo_id} is no longer the file that was scanned (index again)")
-    return MediaFile(Path(os.fsdecode(path)), MEDIA_TYPES.get(fmt or "", "application/octet-stream"),
+    return MediaFile(Path(os.fsdecode(path)), MEDIA_TYPES.get(fmt or "", video.MEDIA_TYPES.get(fmt or "",
+                                                                                        "application/octet-stream")),
                      content_hash or "")
 
 
@@ -116,7 +118,7 @@ def preview(db: Database, settings: Settings, photo_id: int, size: int = 1440) -
         return MediaFile(target, "image/jpeg", f"{source.etag}-{size}")
     try:
         im = load_rgb(os.fsencode(source.path), size)
-    except (OSError, ValueError, Warning) as exc:
+    except (OSError, ValueError, Warning, video.VideoError, StopIteration) as exc:
         raise NotFound(f"photo {photo_id} cannot be read for a preview: {exc}") from exc
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -39,9 +39,9 @@ from photoscout.common.progress import NoProgress, Progress
 from photoscout.config import Settings
 from photoscout.database import Database
 from photoscout.database.schema import PHOTO_OUTPUT_TABLES
+from photoscout.library import frames, stacks
 from photoscout.library import roots as library_roots
-from photoscout.library import stacks
-from photoscout.library.imagefile import ImageFault, ImageInfo, WriteFailure, read_image
+from photoscout.library.imagefile import ImageFault, ImageInfo, VideoSampling, WriteFailure, read_image
 from photoscout.library.paths import display, folder_of, like_prefix, normalize_root
 from photoscout.library.walker import FoundFile, WalkIssue, walk
 
@@ -197,6 +197,7 @@ def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress:
         with db.connection() as conn:
             conn.execute("UPDATE photos SET status = 'ok', missing_since = NULL, updated_at = now() "
                          "WHERE id = ANY(%s)", (restored_ids,))
+            frames.follow_status(conn, restored_ids)
         summary.restored += len(restored_ids)
 
     # 3. read new and changed files, write in batches
@@ -239,6 +240,7 @@ def _scan_locked(db: Database, settings: Settings, roots: list[bytes], progress:
         if missing_ids:
             conn.execute("UPDATE photos SET status = 'missing', missing_since = now(), updated_at = now() "
                          "WHERE id = ANY(%s) AND status <> 'missing'", (missing_ids,))
+            frames.follow_status(conn, missing_ids)
         summary.missing = len(missing_ids)
         stale_errors = [k.id for k in gone if k.status == "error" and k.content_hash is None]
         if stale_errors:  # a bad file that is gone was never a photo: nothing to keep
@@ -295,16 +297,17 @@ def _split_fault(fault: str) -> tuple[str, str]:
     return kind, message
 
 
-def _read_one(item: tuple[bytes, bytes | None], thumbnails_dir: str,
-              thumb_size: int) -> ImageInfo | ImageFault | WriteFailure:
-    return read_image(item[0], thumbnails_dir, thumb_size, sidecar=item[1])
+def _read_one(item: tuple[bytes, bytes | None], thumbnails_dir: str, thumb_size: int,
+              sampling: VideoSampling) -> ImageInfo | ImageFault | WriteFailure:
+    return read_image(item[0], thumbnails_dir, thumb_size, sidecar=item[1], sampling=sampling)
 
 
 def _read_all(settings: Settings,
               paths: list[tuple[bytes, bytes | None]]) -> Iterator[ImageInfo | ImageFault | WriteFailure]:
     """Each file with its sidecar, read in worker processes (in this one for a few)."""
     func = functools.partial(_read_one, thumbnails_dir=str(settings.thumbnails_dir),
-                             thumb_size=settings.thumbnail_size)
+                             thumb_size=settings.thumbnail_size,
+                             sampling=VideoSampling(settings.video_frame_seconds, settings.video_max_frames))
     workers = min(settings.effective_workers(), max(1, len(paths)))
     if len(paths) < IN_PROCESS_BELOW or workers == 1:
         configure_pillow(settings.max_image_pixels)
@@ -326,15 +329,16 @@ def _load_known(db: Database, roots: Iterable[bytes], found: Sequence[bytes]) ->
         for r in roots:
             real = os.path.realpath(r).rstrip(b"/")
             rows = conn.execute(  # under the folder as the user spells it, or under its resolved path
-                f"SELECT {columns} FROM photos "
-                "WHERE path = %s OR path LIKE %s OR path_raw = %s OR (path_raw >= %s AND path_raw < %s)",
+                f"SELECT {columns} FROM photos WHERE media_kind <> 'frame' AND "  # frames follow their video
+                "(path = %s OR path LIKE %s OR path_raw = %s OR (path_raw >= %s AND path_raw < %s))",
                 (display(r), like_prefix(display(r)), real, real + b"/", real + b"0"),
             )
             for path_raw, *rest in rows:
                 known[bytes(path_raw)] = _Known(*rest)
         elsewhere = [p for p in found if p not in known]
         if elsewhere:
-            for path_raw, *rest in conn.execute(f"SELECT {columns} FROM photos WHERE path_raw = ANY(%s)",
+            for path_raw, *rest in conn.execute(f"SELECT {columns} FROM photos WHERE path_raw = ANY(%s) "
+                                                "AND media_kind <> 'frame'",
                                                 (elsewhere,)):
                 known[bytes(path_raw)] = _Known(*rest)
     return known
@@ -367,7 +371,7 @@ def _mark_interrupted_scans(conn: Any) -> None:
 
 _INFO_COLUMNS = ("content_hash", "size_bytes", "mtime_ns", "format", "width", "height", "orientation",
                  "taken_at", "taken_at_source", "camera_make", "camera_model", "thumbnail", "media_kind", "rating",
-                 "label", "tags", "title", "sidecar_mtime_ns")
+                 "label", "tags", "title", "sidecar_mtime_ns", "duration_ms")
 
 
 def _info_values(info: ImageInfo) -> tuple[Any, ...]:
@@ -434,6 +438,9 @@ class _BatchWriter:
             + ", ".join(f"{c} = %s" for c in _INFO_COLUMNS) + " WHERE id = %s",
             (shown, info.path_raw, folder, *_info_values(info), photo_id),
         )
+        if info.media_kind == "video":
+            frames.moved(conn, photo_id, shown, info.path_raw)
+            frames.sync(conn, photo_id, info, shown, content_changed=False)
         self.summary.moved += 1
 
     def _write_info(self, conn: Any, info: ImageInfo) -> None:
@@ -453,6 +460,9 @@ class _BatchWriter:
             + " RETURNING id, (xmax = 0) AS inserted",
             (shown, info.path_raw, folder, *_info_values(info)),
         ).fetchone()
+        if info.media_kind == "video":
+            frames.sync(conn, row[0], info, shown, content_changed=k is not None and k.content_hash is not None
+                        and k.content_hash != info.content_hash)
         if row[1]:
             self.summary.new += 1
             self.summary.new_photo_ids.append(row[0])
@@ -464,6 +474,7 @@ class _BatchWriter:
         if fault.kind == "vanished" and k is not None and k.status == "ok":
             conn.execute("UPDATE photos SET status = 'missing', missing_since = now(), updated_at = now() "
                          "WHERE id = %s", (k.id,))
+            frames.follow_status(conn, [k.id])
             self.summary.missing += 1
             return
         # Keep whatever was stored for a photo that went bad; only status, reason and file facts change.
@@ -475,5 +486,7 @@ class _BatchWriter:
             "size_bytes = EXCLUDED.size_bytes, mtime_ns = EXCLUDED.mtime_ns, updated_at = now()",
             (shown, fault.path_raw, folder, fault.reason, fault.size_bytes, fault.mtime_ns),
         )
+        if k is not None:
+            frames.follow_status(conn, [k.id])
         self.summary.errors += 1
         self.summary.error_files.append({"path": shown, "reason": fault.reason})

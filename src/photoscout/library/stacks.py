@@ -31,8 +31,8 @@ def restack(conn: Any, folders: Iterable[str]) -> int:
     folders = sorted(set(folders))
     if not folders:
         return 0
-    rows = conn.execute("SELECT id, folder, path, media_kind, status, stack_of FROM photos WHERE folder = ANY(%s)",
-                        (folders,)).fetchall()
+    rows = conn.execute("SELECT id, folder, path, media_kind, status, stack_of FROM photos WHERE folder = ANY(%s) "
+                        "AND media_kind <> 'frame'", (folders,)).fetchall()
     groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
     for pid, folder, path, kind, status, _stack_of in rows:
         if status == "ok":
@@ -48,4 +48,7 @@ def restack(conn: Any, folders: Iterable[str]) -> int:
         changes.sort(key=lambda c: c[0] is not None)
         with conn.cursor() as cur:
             cur.executemany("UPDATE photos SET stack_of = %s, updated_at = now() WHERE id = %s", changes)
+        # a video that joined or left a stack (a Live Photo's clip): its frames are searched, or not, with it
+        conn.execute("UPDATE photos f SET stack_of = v.stack_of FROM photos v WHERE f.frame_of = v.id "
+                     "AND v.id = ANY(%s) AND f.stack_of IS DISTINCT FROM v.stack_of", ([pid for _s, pid in changes],))
     return len(changes)

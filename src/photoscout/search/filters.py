@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from photoscout.common.errors import InvalidParameter
-from photoscout.database.schema import shown
+from photoscout.database.schema import listed, shown
 from photoscout.library.paths import like_prefix, normalize_root
 from photoscout.search.query import Query, check_phrase
 
@@ -106,8 +106,10 @@ class Filters:
             out = replace(out, tags=tuple(dict.fromkeys((*out.tags, *meaning.tags))))
         return out
 
-    def sql(self) -> tuple[str, list[Any]]:
-        where: list[str] = [shown()]
+    def sql(self, *, listing: bool = False) -> tuple[str, list[Any]]:
+        """The filters over ``photos p``: the photos search sees (a video's frames), or with ``listing`` those the
+        grid lists (the video itself)."""
+        where: list[str] = [listed() if listing else shown()]
         params: list[Any] = []
         if self.category:
             where.append("p.categories @> ARRAY[%s]::text[]")

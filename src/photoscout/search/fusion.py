@@ -87,26 +87,49 @@ def feedback(conn: Conn, best: list[int], candidates: list[int]) -> list[tuple[i
 
 
 def page(conn: Conn, reg: lifecycle.RegisteredModel, rankings: Rankings, *, skip: int, limit: int) -> list[Hit]:
-    """The fused ranking's photos ``skip`` to ``limit``, with their paths, categories and reasons."""
+    """The fused ranking's photos ``skip`` to ``limit``, with their paths, categories and reasons. A video's frames
+    are folded into the video: it ranks by its best frame, says at which second, and shows that frame."""
     scores = rankings.scores()
     sims = dict(rankings.vector) | dict(rankings.category)
+    best_frame = _fold_frames(conn, scores)
     top = sorted(scores, key=lambda p: -scores[p])[skip:limit]
     if not top:
         return []
-    why = rankings.reasons(set(top))
+    shown_as = {pid: best_frame.get(pid, (pid, None, None))[0] for pid in top}  # a video: its best frame's row
+    why = rankings.reasons(set(shown_as.values()))
     with conn.cursor(row_factory=dict_row) as cur:
         rows = {r["id"]: r for r in cur.execute(
             "SELECT p.id, p.path, p.thumbnail, p.categories, p.taken_at, (SELECT a.labels FROM photo_analysis a "
             "WHERE a.photo_id = p.id AND a.model_id = %s) AS labels FROM photos p WHERE p.id = ANY(%s)",
-            (reg.id, top))}
+            (reg.id, list(set(top) | set(shown_as.values()))))}
     hits = []
     for pid in top:
-        r = rows.get(pid)
-        if r is None:
+        r, seen = rows.get(pid), rows.get(shown_as[pid])
+        if r is None or seen is None:
             continue
-        reasons = why[pid]
-        if r["labels"]:
-            reasons.append("looks like " + ", ".join(lbl for lbl, _p in r["labels"][:3]))
-        hits.append(Hit(pid, r["path"], round(scores[pid], 5), reasons, sims.get(pid), r["thumbnail"],
-                        list(r["categories"]), r["taken_at"].isoformat() if r["taken_at"] else None))
+        reasons = why[shown_as[pid]]
+        at = best_frame[pid][1] if pid in best_frame else None
+        if at is not None:
+            reasons = [f"at {int(at // 60)}:{int(at % 60):02d} in the video", *reasons]
+        if seen["labels"]:
+            reasons.append("looks like " + ", ".join(lbl for lbl, _p in seen["labels"][:3]))
+        hits.append(Hit(pid, r["path"], round(scores[pid], 5), reasons, sims.get(shown_as[pid]), seen["thumbnail"],
+                        list(seen["categories"]), r["taken_at"].isoformat() if r["taken_at"] else None, at))
     return hits
+
+
+def _fold_frames(conn: Conn, scores: dict[int, float]) -> dict[int, tuple[int, float, float]]:
+    """Frames among the candidates are replaced (in ``scores``) by their video, scored as its best frame; by
+    video: (that frame's id, its second, its score)."""
+    if not scores:
+        return {}
+    found = conn.execute("SELECT id, frame_of, frame_ms FROM photos WHERE id = ANY(%s) AND frame_of IS NOT NULL",
+                         (list(scores),)).fetchall()
+    best: dict[int, tuple[int, float, float]] = {}
+    for fid, video, ms in found:
+        score = scores.pop(fid)
+        if video not in best or score > best[video][2]:
+            best[video] = (int(fid), ms / 1000, score)
+    for video, (_fid, _at, score) in best.items():
+        scores[video] = max(scores.get(video, 0.0), score)
+    return best

@@ -40,6 +40,7 @@ class Hit:
     thumbnail: str | None = None
     categories: list[str] = field(default_factory=list)
     taken_at: str | None = None
+    at_seconds: float | None = None  # a video: the moment that matched
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)  # shallow: dataclasses.asdict deep-copies, 0.5 ms a page of 40 (bench_serve)

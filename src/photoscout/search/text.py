@@ -79,7 +79,7 @@ def keyword_matches(conn: Conn, query: Query, filters: Filters, limit: int) -> l
 
 def listed(conn: Conn, filters: Filters, offset: int, limit: int) -> list[Hit]:
     """The photos the filters let through, newest first: a query of filters only (``tag:holiday rating>=4``)."""
-    where, params = filters.sql()
+    where, params = filters.sql(listing=True)
     rows = conn.execute(
         f"SELECT p.id, p.path, p.thumbnail, p.categories, p.taken_at, p.rating, array_to_string(p.tags, ', ') "
         f"FROM photos p WHERE {where} ORDER BY p.taken_at DESC NULLS LAST, p.id DESC LIMIT %s OFFSET %s",

@@ -121,12 +121,13 @@ async def image_search_page(request: Request, file: Annotated[UploadFile, File()
 
 @router.get("/photos/{photo_id}", response_class=HTMLResponse)
 def photo_page(request: Request, photo_id: int, q: Annotated[str, Query(max_length=1000)] = "",
-               rank: Annotated[int, Query(ge=0, le=MAX_RESULTS - 1)] = 0) -> Response:
+               rank: Annotated[int, Query(ge=0, le=MAX_RESULTS - 1)] = 0,
+               t: Annotated[float, Query(ge=0, le=10**7)] = 0) -> Response:
     """One photo, larger, with what is known of it; "more like this"; the neighbours in the search it came from."""
     ps = _core(request)
     photo = ps.photo(photo_id)
     return _respond(request, "photo.html", {
-        "photo": photo, "q": q, "similar": [h.as_dict() for h in ps.similar(photo_id)],
+        "photo": photo, "q": q, "t": t, "similar": [h.as_dict() for h in ps.similar(photo_id)],
         "neighbours": ps.neighbours(photo_id, q, rank) if q else {"previous": None, "next": None},
         "classes": ps.facets()["classes"]})
 
