@@ -68,7 +68,8 @@ def test_raw_files_are_photos_and_bad_ones_say_why(db: Database, settings: Setti
     # the preview is what the camera rendered; the mosaic demosaiced at half size is close to it
     with Image.open(settings.thumbnails_dir / catalog.get_photo(db, str(no_preview))["thumbnail"]) as a, \
             Image.open(settings.thumbnails_dir / catalog.get_photo(db, str(with_preview))["thumbnail"]) as b:
-        pa, pb = a.convert("RGB").resize((8, 8)).get_flattened_data(), b.convert("RGB").resize((8, 8)).get_flattened_data()
+        pa = a.convert("RGB").resize((8, 8)).get_flattened_data()
+        pb = b.convert("RGB").resize((8, 8)).get_flattened_data()
         diff = [abs(x - y) for p, q in zip(pa, pb, strict=True) for x, y in zip(p, q, strict=True)]
     assert sum(diff) / len(diff) < 30, sum(diff) / len(diff)
 

@@ -99,7 +99,8 @@ def probe(source: bytes | str) -> VideoFacts:
         if width <= 0 or height <= 0:
             raise VideoError("corrupt", "the video stream has no picture size")
         meta = {**dict(stream.metadata), **dict(container.metadata)}
-        return VideoFacts(int(duration * 1000), width, height, _date(meta), stream.codec_context.name or "unknown")
+        return VideoFacts(int(duration * 1000), width, height, _recorded_at(meta),
+                          stream.codec_context.name or "unknown")
     finally:
         container.close()
 
@@ -139,7 +140,7 @@ def frames(source: bytes | str, times_ms: list[int], max_side: int) -> Iterator[
         raise VideoError("truncated", "no frame could be decoded (the clip is cut short or damaged)")
 
 
-def _date(meta: dict[str, str]) -> datetime | None:
+def _recorded_at(meta: dict[str, str]) -> datetime | None:
     for key in _DATE_KEYS:
         value = meta.get(key)
         if not value:
