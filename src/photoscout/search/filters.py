@@ -12,7 +12,6 @@ from datetime import date, datetime
 from typing import Any
 
 from photoscout.common.errors import InvalidParameter
-from photoscout.database.schema import listed, shown
 from photoscout.library.paths import like_prefix, normalize_root
 from photoscout.search.query import Query, check_phrase
 
@@ -109,6 +108,8 @@ class Filters:
     def sql(self, *, listing: bool = False) -> tuple[str, list[Any]]:
         """The filters over ``photos p``: the photos search sees (a video's frames), or with ``listing`` those the
         grid lists (the video itself)."""
+        from photoscout.database.schema import listed, shown  # here: the CLI's options parse without psycopg
+
         where: list[str] = [listed() if listing else shown()]
         params: list[Any] = []
         if self.category:
