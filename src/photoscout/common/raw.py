@@ -17,6 +17,8 @@ from typing import IO, Any, BinaryIO, cast
 
 from PIL import Image
 
+from photoscout.common.exif import clean_text, upright
+
 RAW_EXTENSIONS = {".dng", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
                   ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".rwl", ".erf", ".mef", ".mos", ".kdc", ".dcr"}
 PREVIEW_MIN_SIDE = 1024  # an embedded preview whose longer side is at least this is used instead of demosaicing
@@ -147,30 +149,19 @@ def _preview(raw: Any, orientation: int) -> tuple[Image.Image | None, Image.Exif
             own = exif.get(_ORIENTATION)
             # a preview that says how to turn it is turned so; one that does not is turned as the RAW says
             turn = own if isinstance(own, int) and 2 <= own <= 8 else orientation
-            return _upright(im.convert("RGB"), turn), exif
-        return _upright(Image.fromarray(thumb.data).convert("RGB"), orientation), None
+            return upright(im.convert("RGB"), turn), exif
+        return upright(Image.fromarray(thumb.data).convert("RGB"), orientation), None
     except (OSError, ValueError, SyntaxError):
         return None, None
-
-
-_TRANSPOSE = {2: [Image.Transpose.FLIP_LEFT_RIGHT], 3: [Image.Transpose.ROTATE_180],
-              4: [Image.Transpose.FLIP_TOP_BOTTOM], 5: [Image.Transpose.TRANSPOSE], 6: [Image.Transpose.ROTATE_270],
-              7: [Image.Transpose.TRANSVERSE], 8: [Image.Transpose.ROTATE_90]}
-
-
-def _upright(im: Image.Image, orientation: int) -> Image.Image:
-    for op in _TRANSPOSE.get(orientation, []):
-        im = im.transpose(op)
-    return im
 
 
 def _camera(source: str | IO[bytes], exif: Image.Exif | None) -> tuple[str | None, str | None]:
     """Make and model from the file's first TIFF directory (most RAW formats are TIFF inside), else the preview's
     EXIF."""
     tags = _tiff_directory(source)
-    make, model = _text(tags.get(_MAKE)), _text(tags.get(_MODEL))
+    make, model = clean_text(tags.get(_MAKE)), clean_text(tags.get(_MODEL))
     if (make is None or model is None) and exif is not None:
-        make, model = make or _text(exif.get(_MAKE)), model or _text(exif.get(_MODEL))
+        make, model = make or clean_text(exif.get(_MAKE)), model or clean_text(exif.get(_MODEL))
     return make, model
 
 
@@ -195,12 +186,3 @@ def _tiff_directory(source: str | IO[bytes]) -> dict[int, Any]:
                 fh.close()
     except (OSError, ValueError, SyntaxError, KeyError, TypeError, struct.error):
         return {}
-
-
-def _text(value: object) -> str | None:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if not isinstance(value, str):
-        return None
-    text = value.replace("\x00", "").strip()
-    return text[:200] or None

@@ -21,6 +21,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from photoscout.common import raw, video
+from photoscout.common.exif import clean_text, upright
 from photoscout.common.imaging import to_rgb
 from photoscout.library import xmp
 from photoscout.library.xmp import XmpFacts
@@ -216,8 +217,8 @@ def _inspect(
         if orientation is not None and not 1 <= orientation <= 8:
             orientation = None
         taken = _exif_datetime(exif)
-        make = _clean_text(exif.get(_MAKE))
-        model = _clean_text(exif.get(_MODEL))
+        make = clean_text(exif.get(_MAKE))
+        model = clean_text(exif.get(_MODEL))
         packet = im.info.get("xmp")
         embedded = xmp.parse(packet) if isinstance(packet, (bytes, str)) and packet else XmpFacts()
         # Decoding is what finds truncated and corrupt data, so it always happens; JPEG draft mode makes the decoder
@@ -231,14 +232,11 @@ def _inspect(
             thumb = im.copy()
             thumb.thumbnail((thumb_size, thumb_size), Image.Resampling.BILINEAR, reducing_gap=2.0)
             if orientation and orientation != 1:
-                thumb = _apply_orientation(thumb, orientation)
+                thumb = upright(thumb, orientation)
             if thumb.mode != "L":
                 thumb = to_rgb(thumb)
             _save_thumbnail(thumb, target)
-    if taken is not None:
-        taken_at, source_kind = taken, "exif"
-    else:
-        taken_at, source_kind = datetime.fromtimestamp(st.st_mtime_ns / 1e9), "file"
+    taken_at, source_kind = _taken(taken, st)
     return ImageInfo(
         path_raw=path_raw, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=content_hash, format=fmt,
         width=width, height=height, orientation=orientation, taken_at=taken_at, taken_at_source=source_kind,
@@ -264,10 +262,7 @@ def _inspect_raw(path_raw: bytes, source: io.BytesIO | str | bytes, st: os.stat_
             _save_thumbnail(thumb, target)
         except _CannotWrite as exc:
             return WriteFailure(path_raw, str(exc.target), str(exc))
-    if picture.taken_at is not None:
-        taken_at, source_kind = picture.taken_at, "exif"
-    else:
-        taken_at, source_kind = datetime.fromtimestamp(st.st_mtime_ns / 1e9), "file"
+    taken_at, source_kind = _taken(picture.taken_at, st)
     return ImageInfo(
         path_raw=path_raw, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=content_hash,
         format=raw.format_name(path_raw), width=picture.width, height=picture.height,
@@ -295,16 +290,20 @@ def _inspect_video(path_raw: bytes, st: os.stat_result, content_hash: str, thumb
         return ImageFault(path_raw, exc.kind, f"{name} video: {exc}", st.st_size, st.st_mtime_ns)
     except _CannotWrite as exc:
         return WriteFailure(path_raw, str(exc.target), str(exc))
-    if facts.taken_at is not None:
-        taken_at, source_kind = facts.taken_at, "exif"
-    else:
-        taken_at, source_kind = datetime.fromtimestamp(st.st_mtime_ns / 1e9), "file"
+    taken_at, source_kind = _taken(facts.taken_at, st)
     return ImageInfo(
         path_raw=path_raw, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=content_hash, format=name,
         width=facts.width, height=facts.height, orientation=None, taken_at=taken_at, taken_at_source=source_kind,
         camera_make=None, camera_model=None, thumbnail=frames[0].thumbnail, media_kind="video",
         duration_ms=facts.duration_ms, frames=tuple(frames),
     )
+
+
+def _taken(recorded: datetime | None, st: os.stat_result) -> tuple[datetime, str]:
+    """When a photo was taken: as the file records it, else the file's modification time."""
+    if recorded is not None:
+        return recorded, "exif"
+    return datetime.fromtimestamp(st.st_mtime_ns / 1e9), "file"
 
 
 def frame_thumbnail_relpath(content_hash: str, ms: int) -> str:
@@ -324,23 +323,6 @@ def _save_thumbnail(thumb: Image.Image, target: Path) -> None:
         except OSError:
             pass
         raise _CannotWrite(target, exc) from exc
-
-
-_TRANSPOSE = {
-    2: [Image.Transpose.FLIP_LEFT_RIGHT],
-    3: [Image.Transpose.ROTATE_180],
-    4: [Image.Transpose.FLIP_TOP_BOTTOM],
-    5: [Image.Transpose.TRANSPOSE],
-    6: [Image.Transpose.ROTATE_270],
-    7: [Image.Transpose.TRANSVERSE],
-    8: [Image.Transpose.ROTATE_90],
-}
-
-
-def _apply_orientation(im: Image.Image, orientation: int) -> Image.Image:
-    for op in _TRANSPOSE.get(orientation, []):
-        im = im.transpose(op)
-    return im
 
 
 def _exif_datetime(exif: Image.Exif) -> datetime | None:
@@ -369,15 +351,6 @@ def _parse_exif_datetime(value: object) -> datetime | None:
         if 1826 <= parsed.year <= 2200:  # the first photograph .. clearly bogus clocks
             return parsed
     return None
-
-
-def _clean_text(value: object) -> str | None:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if not isinstance(value, str):
-        return None
-    text = value.replace("\x00", "").strip()
-    return text[:200] or None
 
 
 def _int_or_none(value: object) -> int | None:
