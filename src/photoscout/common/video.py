@@ -1,6 +1,7 @@
 """Videos through FFmpeg (the PyAV wheels carry it): how long a clip is, when it was taken, and a few frames of it
-(``sample_times``: one every ``every_s`` seconds, at most ``max_frames``, spread evenly over a longer clip). Frames
-are found by seeking to the keyframe before each time and decoding forward, so a 4 GB clip is never read whole.
+(``sample_times``: one every ``every_s`` seconds, at most ``max_frames``, spread evenly over a longer clip; a frame
+that shows the same scene as the one kept before it is dropped, ``new_scenes``). Frames are found by seeking to the
+keyframe before each time and decoding forward, so a 4 GB clip is never read whole.
 A file FFmpeg cannot read raises :class:`VideoError` with a kind the scan records (``corrupt``, ``truncated``,
 ``unsupported``), like a damaged JPEG's."""
 
@@ -72,6 +73,24 @@ def sample_times(duration_ms: int, every_s: float, max_frames: int) -> list[int]
     if count >= max_frames:
         step = duration_ms // max_frames
     return [i * step for i in range(max(count, 1))]
+
+
+SAME_SCENE = 6.0  # mean absolute difference (0-255) of two frames' 32x32 grey copies under which they are one scene
+
+
+def new_scenes(frames: Iterator[tuple[int, Image.Image]]) -> Iterator[tuple[int, Image.Image]]:
+    """The frames that show something new: the first, then each that differs from the last one kept by at least
+    ``SAME_SCENE`` (a still scene, a slide or a screen held for seconds is one frame, not one a second; the kept frame
+    stands for the seconds until the next)."""
+    import numpy as np
+
+    kept = None
+    for t, im in frames:
+        grey = np.asarray(im.convert("L").resize((32, 32), Image.Resampling.BILINEAR), dtype=np.float32)
+        if kept is not None and float(np.abs(grey - kept).mean()) < SAME_SCENE:
+            continue
+        kept = grey
+        yield t, im
 
 
 def _open(source: bytes | str):  # type: ignore[no-untyped-def]

@@ -274,13 +274,14 @@ def _inspect_raw(path_raw: bytes, source: io.BytesIO | str | bytes, st: os.stat_
 def _inspect_video(path_raw: bytes, st: os.stat_result, content_hash: str, thumbnails_dir: Path, thumb_size: int,
                    sampling: VideoSampling) -> ImageInfo | ImageFault | WriteFailure:
     """A video: its header (duration, size, date), and its frames every ``sampling.every_s`` seconds thumbnailed
-    (the first is its poster). Read from the file by seeking: never whole into memory."""
+    (the first is its poster), those that show the same scene as the frame before them left out. Read from the
+    file by seeking: never whole into memory."""
     name = video.format_name(path_raw)
     try:
         facts = video.probe(path_raw)
         times = video.sample_times(facts.duration_ms, sampling.every_s, sampling.max_frames)
         frames: list[FrameInfo] = []
-        for ms, im in video.frames(path_raw, times, thumb_size):
+        for ms, im in video.new_scenes(video.frames(path_raw, times, thumb_size)):
             rel = frame_thumbnail_relpath(content_hash, ms)
             target = thumbnails_dir / rel
             if not target.exists():
