@@ -48,6 +48,9 @@ def make(root: Path) -> dict[str, Path]:
         "pair_jpg": Path(shutil.copy2(_source("food", 1), lib / "IMG_0042.JPG")),
     }
     (lib / "IMG_0042.dng.xmp").write_text(xmp_packet(rating=3, tags=("dinner",)))
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()  # Pillow writes HEIC through pillow-heif
     with Image.open(_source("people", 2)) as im:
         im.convert("RGB").save(lib / "IMG_0100.HEIC")
     made["live_still"] = lib / "IMG_0100.HEIC"

@@ -221,6 +221,12 @@ def test_the_whole_workflow(workflow: tuple[Settings, Database, Path]) -> None:
     assert lifecycle.active(db, "embedding").ref == V2  # type: ignore[union-attr]
     with pytest.raises(PhotoscoutError, match="needs a reason"):
         promotion.promote(db, settings, RANDOM, force=True)
+    # evaluated on a second set file afterwards (the languages), the gate judges it on both files, not the last only
+    languages = sets.resolve(db, sets.load(REPO / "evalsets" / "photos-dev-languages.toml"))
+    runner.evaluate_all(db, settings, languages, [RANDOM, V2], measure_resources=False)
+    gate = promotion.check(db, settings, RANDOM)
+    assert {"electronics", "food", "de", "fr"} <= set(gate.regressing_sets), gate.regressing_sets
+    assert len(gate.sessions[RANDOM].split(", ")) == 2
 
     # prune v1: outputs, index and files go; the record stays; rollback to it is no longer possible
     v1_model = lifecycle.get(db, V1)

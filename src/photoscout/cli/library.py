@@ -58,7 +58,7 @@ def index_command(
 def _print_index(s: ScanSummary, e: EnrichSummary | None) -> None:
     rate = f" ({s.processed / s.elapsed_s:,.1f} photos/s)" if s.processed and s.elapsed_s else ""
     console.print(
-        f"Scanned {', '.join(s.roots)} in {s.elapsed_s:.1f}s{rate}: {s.found} image files, "
+        f"Scanned {', '.join(s.roots)} in {s.elapsed_s:.1f}s{rate}: {s.found} files (photos, RAW, videos), "
         f"{s.new} new, {s.updated} changed, {s.moved} moved, {s.unchanged} unchanged, "
         f"{s.restored} back from missing, {s.missing} now missing, {s.errors} unreadable.",
         highlight=False, soft_wrap=True,

@@ -54,7 +54,7 @@ def search_command(
     def render() -> None:
         via = f", via {server.url}" if server is not None else ""
         table = Table("#", Column("photo", overflow="fold"), "score", Column("why", overflow="fold"),
-                      title=f"{len(result['results'])} results ({result['model']}, "
+                      title=f"{len(result['results'])} results ({result['model'] or 'filters only, newest first'}, "
                             f"{result['timings_ms']['total']:.0f} ms{via})", title_justify="left")
         for i, h in enumerate(result["results"], 1):
             table.add_row(str(i), h["path"], f"{h['score']:.4f}", "; ".join(h["why"]))

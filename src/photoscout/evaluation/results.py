@@ -85,11 +85,14 @@ def store(db: Database, report: EvalReport) -> None:
 
 
 def latest(db: Database, model: RegisteredModel) -> list[dict[str, Any]]:
-    """The rows of the model's most recent evaluation session."""
+    """The rows of the model's most recent evaluation session of each suite (set file) it was evaluated on, the
+    newest session first: a version evaluated on photos-dev.toml and photos-dev-languages.toml is judged on both."""
     with db.connection() as conn:
-        row = conn.execute("SELECT session FROM eval_runs WHERE model_id = %s ORDER BY created_at DESC, id DESC "
-                           "LIMIT 1", (model.id,)).fetchone()
-    return session_rows(db, row[0]) if row else []
+        sessions = conn.execute(
+            "SELECT session FROM (SELECT DISTINCT ON (suite) suite, session, created_at, id FROM eval_runs "
+            "WHERE model_id = %s ORDER BY suite, created_at DESC, id DESC) s ORDER BY created_at DESC, id DESC",
+            (model.id,)).fetchall()
+    return [row for (session,) in sessions for row in session_rows(db, session)]
 
 
 def session_rows(db: Database, session: str) -> list[dict[str, Any]]:

@@ -120,8 +120,16 @@ class EmbeddingModel(Model):
         return self.analyze_images(images)[0]
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        """Vectors [N, dim] for queries or labels."""
+        """Vectors [N, dim] for texts stored beside the photos (OCR text) or labels."""
         self.load()
+        return self._embed_texts(texts)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Vectors [N, dim] for what a person typed into search (a backend may read more languages here)."""
+        self.load()
+        return self._embed_queries(texts)
+
+    def _embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._embed_texts(texts)
 
     @abstractmethod

@@ -53,6 +53,16 @@ def class_names() -> list[list[str]]:
     return names
 
 
+@functools.cache
+def glosses() -> list[str]:
+    """For each of the 1,000 classes, its WordNet definition ("freshwater dace-like game fish of Europe...")."""
+    text = (resources.files("photoscout.models") / "data" / "imagenet_classes.tsv").read_text(encoding="utf-8")
+    out = [line.split("\t")[3].strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if len(out) != 1000:
+        raise ValueError("imagenet_classes.tsv must list 1,000 classes")
+    return out
+
+
 def label_texts(hierarchy: bool = False) -> list[str]:
     """The text embedded for each class: its first two names ("notebook, notebook computer"); with ``hierarchy``
     followed by the photoscout category the class belongs to ("notebook, notebook computer (electronics)"), so the

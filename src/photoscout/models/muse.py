@@ -14,6 +14,32 @@ import numpy as np
 from photoscout.models.base import RuntimeOptions, l2_normalize
 
 DIM = 512
+# Words a photo search uses that ImageNet's class names lack: with the class names and their definitions, the English
+# phrases the map from this space into MiniLM's is fitted on (``fit_map``)
+PHOTO_WORDS = (
+    "photo", "picture", "screenshot", "screen capture", "a screenshot of a settings dialog", "a web page", "receipt",
+    "a shop receipt with the total", "invoice", "bill", "document", "a printed page of text", "a page from a manual",
+    "letter", "form", "contract", "handout", "people", "person", "face", "portrait", "selfie", "family", "friends",
+    "child", "baby", "man", "woman", "food", "dish", "meal", "dinner", "lunch", "breakfast", "dessert", "salad",
+    "a meat dish", "cake", "fruit", "vegetables", "drink", "animals", "pet", "wildlife", "bird", "vehicles", "car",
+    "boat", "airplane", "motorbike", "bicycle", "train", "electronics", "gadget", "device", "mobile phone",
+    "headphones", "camera", "laptop computer", "beach", "mountains", "city", "street", "house", "garden", "forest",
+    "snow", "sunset", "sky", "sea", "lake", "river", "holiday", "wedding", "birthday", "party", "christmas",
+)
+
+
+def training_phrases(class_names: list[list[str]], glosses: list[str], labels: list[str]) -> list[str]:
+    """The English phrases the map is fitted on: each class's label text and names (alone and as "a photo of a
+    ..."), each definition, and ``PHOTO_WORDS``; each once."""
+    names = sorted({n for names in class_names for n in names})
+    return list(dict.fromkeys([*labels, *names, *(f"a photo of a {n}" for n in names), *glosses, *PHOTO_WORDS]))
+
+
+def fit_map(source: np.ndarray, target: np.ndarray, ridge: float = 0.1) -> np.ndarray:
+    """The linear map ``W`` (source dims x target dims) that carries ``source`` rows onto ``target`` rows, by ridge
+    regression: ``(S'S + ridge I)^-1 S'T``."""
+    s = source.astype(np.float64)
+    return np.linalg.solve(s.T @ s + ridge * np.eye(s.shape[1]), s.T @ target.astype(np.float64)).astype(np.float32)
 
 
 class MultilingualTextEncoder:

@@ -17,6 +17,7 @@ from photoscout.registry.recipes import (
     build_conse_classes_adaptive,
     build_conse_classes_v32,
     build_conse_hierarchy,
+    build_conse_multilingual,
     build_mtcnn,
     build_ocr,
     build_ocr_lean,
@@ -57,6 +58,11 @@ BUILTINS = [
     Builtin("mtcnn-faces", "v1.0.0", "detector", "mtcnn", ("mtcnn",), build_mtcnn, "MTCNN face detector"),
     Builtin("effnetl0-prototypes", "v1.0.0", "few_shot", "effnet-prototypes", ("effnet",), build_prototypes,
             "Few-shot prototypes over EfficientNet-Lite0 1280-d features"),
+    Builtin("conse-effnetl0-minilm", "v4.0.0", "embedding", "conse", ("effnet", "minilm", "minilm-int8", "muse"),
+            build_conse_multilingual,
+            "ConSE v4: v3.2, and queries in sixteen languages (German, French, Spanish, Italian, Portuguese, Dutch, "
+            "...): the multilingual Universal Sentence Encoder's embedding carried into MiniLM's space where MiniLM "
+            "does not understand the query; 1,384-d, the photos' vectors as v3.2's", default=False),
     # Candidates, installed on request (staging) to exercise evaluation and promotion offline:
     Builtin("conse-effnetl0-minilm", "v2.0.0", "embedding", "conse", ("effnet", "minilm", "minilm-int8"),
             build_conse_hierarchy, "ConSE v2: class names followed by their category (a label hierarchy), "

