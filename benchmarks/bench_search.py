@@ -159,7 +159,7 @@ def main() -> None:
         for ref, label in ((V1, v1.config.get("storage", "vector")), (half.ref, other)):
             model = lifecycle.get(db, ref)
             for name, mask in masks.items():
-                filters = Filters(category=None if name == "none" else name)
+                filters = Filters(categories=() if name == "none" else (name,))
                 recalls, lat, exact_used = [], [], 0
                 for q, text in zip(qvecs, QUERIES, strict=True):
                     sims = matrix[mask] @ q

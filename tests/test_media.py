@@ -195,7 +195,7 @@ def test_a_video_is_found_at_the_second_that_matched(library: Path, tmp_path: Pa
         assert trip["media_kind"] == "video" and trip["format"] == "MP4" and 5900 <= trip["duration_ms"] <= 6100
         assert trip["taken_at"].startswith("2022-05-01") and trip["taken_at_source"] == "exif"
 
-        printed = core.search('"mongolia chicken"', limit=10, filters=Filters(path=str(lib)))
+        printed = core.search('"mongolia chicken"', limit=10, filters=Filters(paths=(str(lib),)))
         assert printed.hits[0].path == str(clip) and printed.hits[0].at_seconds == 2.0, printed.hits[:2]
         assert printed.hits[0].why[0].startswith("at 0:0") and len(printed.hits) == 1
         cars = [h for h in core.search("an airplane", limit=60).hits if h.path == str(clip)]  # at 4 s: a plane
@@ -210,9 +210,9 @@ def test_a_video_is_found_at_the_second_that_matched(library: Path, tmp_path: Pa
         os.replace(clip, lib / "renamed.mp4")  # the clip moves: its row and its frames follow
         again, _ = core.index([lib])
         assert again.moved == 1, again.as_dict()
-        moved = core.search('"mongolia chicken"', limit=5, filters=Filters(path=str(lib))).hits[0]
+        moved = core.search('"mongolia chicken"', limit=5, filters=Filters(paths=(str(lib),))).hits[0]
         assert moved.photo_id == trip["id"] and moved.path == str(lib / "renamed.mp4")
         (lib / "renamed.mp4").unlink()
         core.index([lib])
         assert core.status()["video_frames"] == 1 + 1 \
-            and not core.search('"mongolia chicken"', limit=5, filters=Filters(path=str(lib))).hits
+            and not core.search('"mongolia chicken"', limit=5, filters=Filters(paths=(str(lib),))).hits

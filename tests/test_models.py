@@ -378,7 +378,7 @@ def test_search_text_image_ocr_and_filters(library: tuple) -> None:
     dog = next(p for p, r in files.items() if r["label"] == "dalmatian")
     like = engine.search(image=dog, limit=3).hits
     assert like[0].path == dog and files[like[1].path]["label"] == "dalmatian"
-    only_docs = engine.search("paper", limit=50, filters=Filters(category="documents")).hits
+    only_docs = engine.search("paper", limit=50, filters=Filters(categories=("documents",))).hits
     assert only_docs and all("documents" in h.categories for h in only_docs)
     with_text = engine.search("photo", limit=50, filters=Filters(has_text=True)).hits
     assert with_text and all(catalog.get_photo(db, h.photo_id)["ocr_text"] for h in with_text)

@@ -149,8 +149,8 @@ def test_filters_are_read_by_one_parser() -> None:
 
     found = Filters.parse(category=" food ", after="2024-01-01", before="2024-02-01", folder="/photos/a",
                           camera="", has_text="on")
-    assert found == Filters(category="food", after=date(2024, 1, 1), before=date(2024, 2, 1), path="/photos/a",
-                            has_text=True)
+    assert found == Filters(categories=("food",), after=date(2024, 1, 1), before=date(2024, 2, 1),
+                            paths=("/photos/a",), has_text=True)
     assert Filters.from_params(found.params()) == found
     assert Filters.from_params({"q": "x", "n": "3"}) == Filters() and not Filters.parse().active
     with pytest.raises(InvalidParameter, match="is not a date") as bad:
@@ -158,6 +158,26 @@ def test_filters_are_read_by_one_parser() -> None:
     assert bad.value.params == ("after",)
     with pytest.raises(InvalidParameter, match="before the 'before' date"):
         Filters.parse(after="2024-02-01", before="2024-01-01")
+    # #29: several values, and what is left out, go out and come back the same way
+    many = Filters.parse(category=["food", "animals"], folder=["/a", "/b"], camera=["Canon", "Nikon"],
+                         tag=["x", "y"], not_category="screenshots", exclude=["total due"])
+    assert many.categories == ("food", "animals") and many.category is None and many.not_words == ("total due",)
+    assert Filters.from_params(many.params()) == many
+    with pytest.raises(InvalidParameter, match="both asked for and left out"):
+        Filters.parse(category="food", not_category="food")
+
+
+def test_a_query_says_what_it_leaves_out() -> None:
+    """#29: -screenshots and not:documents leave categories out, -"total due" and -word leave out what is printed
+    in the photo or tagged; a hyphen inside a word is the word's; the rest of the query is what ranks."""
+    from photoscout.search import query
+
+    m = query.parse('a dog -screenshots not:my_class -"total due" -pizza t-shirt')
+    assert m.text == "a dog t-shirt"
+    assert m.not_categories == ("screenshots", "my_class") and m.not_words == ("total due", "pizza")
+    assert query.parse("-documents").filters_only
+    filters = Filters().with_query(m)
+    assert filters.not_categories == ("screenshots", "my_class") and filters.not_words == ("total due", "pizza")
 
 
 def test_quoted_words_are_squeezed_by_the_same_rule_as_the_stored_text(

@@ -131,17 +131,17 @@ class Photoscout:
 
     def search(self, text: str | None = None, *, image: str | IO[bytes] | None = None,
                similar_to: int | None = None, limit: int = 20, offset: int = 0, filters: Filters | None = None,
-               model: str | None = None) -> SearchResult:
+               model: str | None = None, sort: str = "relevance", widen: int = 0) -> SearchResult:
         """By meaning (``text``), by a photo (``image``: a file or an open upload; ``similar_to``: a library photo's
-        id); one page of results (``offset``, ``limit``)."""
+        id); one page of results (``offset``, ``limit``), best first or (``sort`` date, -date) the matches by date."""
         return self.engine.search(text, image=image, similar_to=similar_to, limit=limit, offset=offset,
-                                  filters=filters, model_ref=model)
+                                  filters=filters, model_ref=model, sort=sort, widen=widen)
 
     def browse(self, *, folder: str | None = None, limit: int = 40, offset: int = 0) -> SearchResult:
         """The library in folder order (no query), in the shape of a search's page: every photo reachable."""
         rows = catalog.list_photos(self.db, limit=limit, offset=offset, folder=folder, shown_only=True)
         hits = [Hit(r["id"], r["path"], 0.0, [], None, r["thumbnail"], r["categories"], r["taken_at"]) for r in rows]
-        return SearchResult(None, hits, {}, True, offset, limit, capped=False)
+        return SearchResult(None, hits, {}, True, offset, limit)
 
     def neighbours(self, photo_id: int, text: str, rank: int) -> dict[str, Any]:
         """The results before and after a photo seen at ``rank`` of a search for ``text`` (``previous``, ``next``:

@@ -127,6 +127,10 @@ def show_cmd(session: Annotated[str, typer.Argument(help="A session id from 'eva
             for q in r["queries"]:
                 table.add_row(f"  {q['query']}", str(q.get("relevant", "")), *[_fmt(q[x]) for x in metrics.METRICS])
         console.print(table)
+        cut = (first.get("resources") or {}).get("cutoff")
+        if cut:  # what --sort date keeps (search/matches.py)
+            console.print(f"cutoff of what matches: z >= {cut['z']} (F1 {cut['f1']:.3f}, precision "
+                          f"{cut['precision']:.3f}, recall {cut['recall']:.3f} over these queries)", highlight=False)
 
     output([{**r, "created_at": r["created_at"].isoformat()} for r in rows], json_out, render)
 

@@ -19,6 +19,7 @@ from photoscout.evaluation import metrics, report, resources, results, sets
 from photoscout.evaluation.results import EvalReport, QueryResult, SetResult
 from photoscout.evaluation.sets import Suite
 from photoscout.registry import lifecycle
+from photoscout.search import matches
 from photoscout.search.engine import SearchEngine
 
 LATENCY_ROUNDS = 5
@@ -52,6 +53,7 @@ def evaluate_all(db: Database, settings: Settings, suite: Suite, model_refs: Seq
                               f"(index {suite.root} first)")
     engine = engine or SearchEngine(db, settings)
     found: dict[int, dict[str, list[QueryResult]]] = {m.id: {s.name: [] for s in suite.sets} for m in models}
+    judged: dict[int, list[matches.Judged]] = {m.id: [] for m in models}  # for the cutoff of what matches
     progress.phase(f"quality: {', '.join(m.ref for m in models)}", len(usable) * len(models))
     for model in models:
         for s, q in usable:
@@ -61,6 +63,8 @@ def evaluate_all(db: Database, settings: Settings, suite: Suite, model_refs: Seq
                 raise PhotoscoutError(f"evaluation set {suite.file}, set {s.name}, query {q.text!r} with "
                                       f"{model.ref}: {exc}") from exc
             ranked = [h.photo_id for h in hits]
+            z, evidence = engine.judge(q.text, model.ref)
+            judged[model.id].append(matches.Judged(z, evidence, set(q.relevant)))
             found[model.id][s.name].append(QueryResult(
                 s.name, q.text, len(q.relevant), metrics.query_metrics(ranked, q.relevant, suite.k, suite.depth),
                 ranked[: suite.k]))
@@ -94,6 +98,7 @@ def evaluate_all(db: Database, settings: Settings, suite: Suite, model_refs: Seq
         used: dict[str, Any] = resources.storage(db, model)
         # the sessions timed side by side with this one: the gate compares latencies measured together
         used["measured_with"] = {m.ref: sessions[m.id] for m in models if m.id != model.id}
+        used["cutoff"] = matches.calibrate(judged[model.id])  # what --sort date keeps (search/matches.py)
         if measure_resources:
             progress.phase(f"measuring {model.ref} (throughput, memory)", 1)
             used |= resources.measure(db, settings, model)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -28,10 +28,13 @@ from photoscout.database import Database, indexes
 from photoscout.models.base import EmbeddingModel
 from photoscout.models.cache import ModelCache
 from photoscout.registry import lifecycle
-from photoscout.search import fusion, query, text
+from photoscout.search import fusion, matches, query, text
 from photoscout.search.filters import Filters
 from photoscout.search.nearest import ESTIMATE_TTL, Conn, Neighbours
-from photoscout.search.results import Hit, SearchResult, check_page
+from photoscout.search.results import MAX_MATCHES, Hit, SearchResult, check_page, check_sort
+
+MATCHED_TTL = 30.0  # seconds the matches of a search sorted by date are paged from memory (then gathered again)
+MATCHED_KEPT = 32  # such searches kept
 
 __all__ = ["Hit", "SearchEngine", "SearchResult"]
 
@@ -46,12 +49,16 @@ class SearchEngine:
         self.neighbours = Neighbours(db)
         self._cache: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
         self._has_rows: dict[int, float] = {}  # version id -> when it was last seen to have embeddings
+        self.cutoffs = matches.Cutoffs()
+        self._matched: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
     def clear_cache(self) -> None:
         """Forget cached query embeddings (an evaluation measures latency with the query embedding included)."""
         self._cache.clear()
         self.neighbours.clear()
         self._has_rows.clear()
+        self.cutoffs.clear()
+        self._matched.clear()
 
     def warm_up(self, model_ref: str | None = None) -> None:
         """Load the model and run one query so the first real search is fast."""
@@ -59,13 +66,14 @@ class SearchEngine:
         self._text_vector(model, "photo")
         with self.db.connection() as conn:  # the estimates a query naming a category asks for
             for cat in query.CATEGORY_WORDS:
-                self.neighbours.estimate(conn, *Filters(category=cat).sql())
+                self.neighbours.estimate(conn, *Filters(categories=(cat,)).sql())
 
     def search(self, text_query: str | None = None, *, image: str | IO[bytes] | None = None,
                similar_to: int | None = None, limit: int = 20, offset: int = 0, filters: Filters | None = None,
-               model_ref: str | None = None) -> SearchResult:
+               model_ref: str | None = None, sort: str = "relevance", widen: int = 0) -> SearchResult:
         """``text_query``, or photos like ``image`` (a file) or like the library's photo ``similar_to``; results
-        ``offset`` to ``offset + limit`` of the ranking (a page)."""
+        ``offset`` to ``offset + limit`` of the ranking (a page). ``sort`` "date" (newest first) or "-date" (oldest
+        first) keeps only the matches (``matches.py``; ``widen`` lowers the cutoff a step at a time)."""
         t0 = time.perf_counter()
         meaning = query.parse(text_query)
         asked = meaning.text or meaning.printed or meaning.filters_only
@@ -74,12 +82,15 @@ class SearchEngine:
                                    "text", "image", "similar_to")
         filters = (filters or Filters()).with_query(meaning)  # quoted words, rating>=N, tag:WORD: filters
         check_page(limit, offset)
+        check_sort(sort)
+        if not 0 <= widen <= matches.MAX_WIDEN:
+            raise InvalidParameter(f"widen must be between 0 and {matches.MAX_WIDEN}", "widen")
         filters.check()
-        if meaning.filters_only:  # nothing to rank by: the photos that match, newest first
+        if meaning.filters_only:  # nothing to rank by: the photos that match, newest (or oldest) first
             with self.db.connection() as conn:
-                hits = text.listed(conn, filters, offset, limit)
+                hits = text.listed(conn, filters, offset, limit, oldest_first=sort == "-date")
             return SearchResult(None, hits, {"total": round((time.perf_counter() - t0) * 1000, 2)}, True, offset,
-                                limit)
+                                limit, sort)
         reg = self._model(model_ref)
         timings: dict[str, float] = {}
         if image:
@@ -93,13 +104,33 @@ class SearchEngine:
             vector = self._text_vector(reg, meaning.text)
         timings["embed"] = (time.perf_counter() - t0) * 1000
         depth = offset + limit
-        pool = max(depth * 3, 30)  # candidates per ranking before fusion
         with self.db.connection() as conn:  # one connection (one transaction) for the rest of the search
+            cut = self.cutoffs.calibrated(conn, reg)
+            z_cut = matches.widened(cut["z"], widen)
+            scale = self.cutoffs.scale(conn, reg, vector)
+            cutoff = {**cut, "z": z_cut, "widen": widen, "similarity": round(scale.similarity(z_cut), 4)}
             t1 = time.perf_counter()
+            if sort != "relevance":
+                key = (reg.id, meaning.text, image is None and similar_to is None, repr(filters), z_cut, sort,
+                       similar_to)
+                found = None if image is not None else self._matched.get(key)
+                if found is None or time.monotonic() - found[0] > MATCHED_TTL:
+                    rankings = self._all_matches(conn, reg, vector, meaning, filters, scale.similarity(z_cut))
+                    ordered = fusion.order(conn, rankings, by_date=sort)
+                    found = (time.monotonic(), rankings, ordered)
+                    if image is None:
+                        self._remember(key, found)
+                _when, rankings, (ids, scores, best_frame) = found
+                timings["vector"] = (time.perf_counter() - t1) * 1000
+                hits = fusion.hits(conn, reg, rankings, ids[offset:depth], scores, best_frame, lambda _p, _s: True)
+                timings["total"] = (time.perf_counter() - t0) * 1000
+                return SearchResult(reg.ref, hits, {k: round(v, 2) for k, v in timings.items()}, True, offset,
+                                    limit, sort, len(ids), cutoff)
+            pool = max(depth * 3, 30)  # candidates per ranking before fusion
             rankings = fusion.Rankings(
                 ocr_weight=fusion.LEADING_OCR_WEIGHT if meaning.printed_leads else fusion.OCR_WEIGHT)
             rankings.vector, exact = self.neighbours.nearest(conn, reg, vector, filters, pool)
-            for cat in ([] if filters.category else meaning.categories):
+            for cat in self._categories(meaning, filters):
                 # a supporting ranking, as long as the page: the index scan stops at the usual probes (it may
                 # return fewer) instead of widening until enough photos of the category are found (50-70 ms at
                 # 100k photos when the query's neighbours are mostly of other categories)
@@ -120,17 +151,59 @@ class SearchEngine:
             t3 = time.perf_counter()
             if meaning.text:  # the first screen's look, over every candidate of the rankings
                 rankings.feedback = fusion.feedback(conn, *rankings.first_screen())
-            hits = fusion.page(conn, reg, rankings, skip=offset, limit=depth)
+            evidence = rankings.evidence()
+            s_cut = scale.similarity(z_cut)
+            hits = fusion.page(conn, reg, rankings, skip=offset, limit=depth,
+                               matched=lambda pid, sim: pid in evidence or (sim is not None and sim >= s_cut))
             timings["fuse"] = (time.perf_counter() - t3) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
-        return SearchResult(reg.ref, hits, {k: round(v, 2) for k, v in timings.items()}, exact, offset, limit)
+        return SearchResult(reg.ref, hits, {k: round(v, 2) for k, v in timings.items()}, exact, offset, limit,
+                            sort, None, cutoff)
+
+    def _categories(self, meaning: query.Query, filters: Filters) -> list[str]:
+        """The categories a query names that rank beside it (none when the filters pick categories)."""
+        if filters.categories:
+            return []
+        return [c for c in meaning.categories if c not in filters.not_categories]
+
+    def _all_matches(self, conn: Conn, reg: lifecycle.RegisteredModel, vector: np.ndarray, meaning: query.Query,
+                     filters: Filters, similarity: float) -> fusion.Rankings:
+        """Every match of a query (``matches.py``): the photos at least ``similarity`` close (an exact scan), the
+        photos with the query's words printed in them or as keywords, and those in the categories it names."""
+        rankings = fusion.Rankings()
+        rankings.vector = self.neighbours.within(conn, reg, vector, filters, similarity, MAX_MATCHES)
+        for cat in self._categories(meaning, filters):
+            rankings.category += self.neighbours.within(conn, reg, vector, filters.with_category(cat), -1.0,
+                                                        MAX_MATCHES)
+        if meaning.text:
+            rankings.ocr = text.ocr_matches(conn, meaning, filters, MAX_MATCHES)
+            rankings.keywords = text.keyword_matches(conn, meaning, filters, MAX_MATCHES)
+        return rankings
+
+    def judge(self, text_query: str, model_ref: str) -> tuple[dict[int, float], set[int]]:
+        """What calibrating a version's cutoff needs of a query (``matches.calibrate``): the z of every photo above
+        the query's mean similarity, and the photos with evidence that makes a match by itself."""
+        meaning = query.parse(text_query)
+        reg = self._model(model_ref)
+        vector = self._text_vector(reg, meaning.text)
+        with self.db.connection() as conn:
+            scale = self.cutoffs.scale(conn, reg, vector)
+            found = self._all_matches(conn, reg, vector, meaning, Filters().with_query(meaning),
+                                      scale.similarity(0.0))
+        return {pid: scale.z(sim) for pid, sim in found.vector}, found.evidence()
+
+    def _remember(self, key: tuple[Any, ...], found: Any) -> None:
+        self._matched[key] = found
+        self._matched.move_to_end(key)
+        while len(self._matched) > MATCHED_KEPT:
+            self._matched.popitem(last=False)
 
     def around(self, text_query: str, photo_id: int, rank: int) -> tuple[tuple[int, int] | None,
                                                                            tuple[int, int] | None]:
         """The results before and after ``photo_id``, found at ``rank`` of a search for ``text_query``: (photo,
         rank) of each, or None at an end (or when the photo is no longer there)."""
         start = max(rank - 1, 0)
-        ids = [h.photo_id for h in self.search(text_query, limit=3, offset=min(start, 497)).hits]
+        ids = [h.photo_id for h in self.search(text_query, limit=3, offset=start).hits]
         if photo_id not in ids:
             return None, None
         i = ids.index(photo_id)

@@ -1,8 +1,8 @@
-"""The filter model, once: what narrows a search (category, dates, folder, camera, has text, printed phrases, XMP
-rating and keywords), how
-it is read from outside (``Filters.parse``: the CLI's options and the API's and the page's parameters alike, with
-the one date parser ``parse_date``), how it is written back as parameters (``Filters.params``: the CLI asking a
-running server) and what it means in SQL over ``photos p`` (``Filters.sql``)."""
+"""The filter model, once: what narrows a search (categories, dates, folders, cameras, has text, printed phrases,
+XMP rating and keywords) and what leaves photos out (categories, words printed or tagged); how it is read from
+outside (``Filters.parse``: the CLI's options and the API's and the page's parameters alike, with the one date parser
+``parse_date``), how it is written back as parameters (``Filters.params``: the CLI asking a running server) and what
+it means in SQL over ``photos p`` (``Filters.sql``)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,23 @@ from photoscout.common.errors import InvalidParameter
 from photoscout.library.paths import like_prefix, normalize_root
 from photoscout.search.query import Query, check_phrase
 
-# the parameter names of the filters, as the API and the pages spell them (the CLI's --path is ``folder``)
-PARAMS = ("category", "after", "before", "folder", "camera", "has_text", "rating", "tag")
+# the parameter names of the filters, as the API and the pages spell them (the CLI's --path is ``folder``); each of
+# ``MULTI`` may be given several times (any of several categories, folders or cameras; all of several tags)
+PARAMS = ("category", "not_category", "after", "before", "folder", "camera", "has_text", "rating", "tag", "exclude")
+MULTI = ("category", "not_category", "folder", "camera", "tag", "exclude")
+MAX_VALUES = 20  # values of one filter
 TRUE = ("1", "on", "true", "yes")
+
+
+def values(value: Any, name: str) -> tuple[str, ...]:
+    """A filter's values: one text or several (a list, or repeated parameters), stripped, empty ones left out."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    found = tuple(dict.fromkeys(" ".join(str(v).split()) for v in items if v is not None and str(v).strip()))
+    if len(found) > MAX_VALUES:
+        raise InvalidParameter(f"{name} is given {len(found)} times; at most {MAX_VALUES}", name)
+    return found
 
 
 def parse_date(value: str | date | None, name: str) -> date | None:
@@ -53,45 +67,62 @@ def _flag(value: str | bool | None) -> bool:
 
 @dataclass(frozen=True)
 class Filters:
-    category: str | None = None
+    categories: tuple[str, ...] = ()  # in any of these categories (or few-shot classes)
     after: date | None = None
     before: date | None = None
-    path: str | None = None
-    camera: str | None = None
+    paths: tuple[str, ...] = ()  # under any of these folders
+    cameras: tuple[str, ...] = ()  # camera make or model contains any of these
     has_text: bool = False
     printed: tuple[str, ...] = ()  # phrases the active OCR model must have read in the photo (case, spacing ignored)
     rating: int | None = None  # at least this XMP rating
-    tags: tuple[str, ...] = ()  # keywords the photo must have (XMP; case ignored)
+    tags: tuple[str, ...] = ()  # keywords the photo must have, all of them (XMP; case ignored)
+    not_categories: tuple[str, ...] = ()  # in none of these categories (or classes)
+    not_words: tuple[str, ...] = ()  # printed in the photo (OCR) or among its keywords: none of these
 
     @classmethod
-    def parse(cls, category: str | None = None, after: str | date | None = None, before: str | date | None = None,
-              folder: str | None = None, camera: str | None = None, has_text: str | bool | None = None,
-              rating: str | int | None = None, tag: str | None = None) -> Filters:
-        """The filters from outside, as text (or already typed): empty values are no filter; checked."""
-        found = cls(category=(category or "").strip() or None, after=parse_date(after, "after"),
-                    before=parse_date(before, "before"), path=(folder or "").strip() or None,
-                    camera=(camera or "").strip() or None, has_text=_flag(has_text), rating=parse_rating(rating),
-                    tags=(tag.strip(),) if tag and tag.strip() else ())
+    def parse(cls, category: Any = None, after: str | date | None = None, before: str | date | None = None,
+              folder: Any = None, camera: Any = None, has_text: str | bool | None = None,
+              rating: str | int | None = None, tag: Any = None, not_category: Any = None,
+              exclude: Any = None) -> Filters:
+        """The filters from outside, as text (or already typed; several values as a list): empty values are no
+        filter; checked."""
+        found = cls(categories=values(category, "category"), after=parse_date(after, "after"),
+                    before=parse_date(before, "before"), paths=values(folder, "folder"),
+                    cameras=values(camera, "camera"), has_text=_flag(has_text), rating=parse_rating(rating),
+                    tags=values(tag, "tag"), not_categories=values(not_category, "not_category"),
+                    not_words=values(exclude, "exclude"))
         found.check()
         return found
 
     @classmethod
     def from_params(cls, params: Any) -> Filters:
-        """The filters among a request's parameters (a mapping; other keys are ignored)."""
-        return cls.parse(**{k: params.get(k) for k in PARAMS})
+        """The filters among a request's parameters (a mapping, or a multi-mapping whose ``getlist`` gives repeated
+        parameters; other keys are ignored)."""
+        def get(k: str) -> Any:
+            if k in MULTI and hasattr(params, "getlist"):
+                return params.getlist(k)
+            return params.get(k)
+        return cls.parse(**{k: get(k) for k in PARAMS})
 
-    def params(self) -> dict[str, str]:
-        """The filters as the API's parameters (what ``from_params`` reads back); printed phrases travel in the
-        query text."""
-        out = {"category": self.category, "after": self.after.isoformat() if self.after else None,
-               "before": self.before.isoformat() if self.before else None, "folder": self.path,
-               "camera": self.camera, "has_text": "true" if self.has_text else None,
-               "rating": str(self.rating) if self.rating is not None else None,
-               "tag": self.tags[0] if len(self.tags) == 1 else None}  # more tags travel in the query text
+    def params(self) -> dict[str, Any]:
+        """The filters as the API's parameters (what ``from_params`` reads back; several values as a list);
+        printed phrases travel in the query text."""
+        out: dict[str, Any] = {
+            "category": list(self.categories), "not_category": list(self.not_categories),
+            "after": self.after.isoformat() if self.after else None,
+            "before": self.before.isoformat() if self.before else None, "folder": list(self.paths),
+            "camera": list(self.cameras), "has_text": "true" if self.has_text else None,
+            "rating": str(self.rating) if self.rating is not None else None, "tag": list(self.tags),
+            "exclude": list(self.not_words)}
         return {k: v for k, v in out.items() if v}
 
+    @property
+    def category(self) -> str | None:
+        """The one category asked for (a search ranks within it), or None (none, or several)."""
+        return self.categories[0] if len(self.categories) == 1 else None
+
     def with_category(self, category: str) -> Filters:
-        return replace(self, category=category)
+        return replace(self, categories=(category,))
 
     def with_printed(self, phrases: tuple[str, ...]) -> Filters:
         return replace(self, printed=(*self.printed, *phrases)) if phrases else self
@@ -103,6 +134,10 @@ class Filters:
             out = replace(out, rating=max(meaning.rating, out.rating if out.rating is not None else -1))
         if meaning.tags:
             out = replace(out, tags=tuple(dict.fromkeys((*out.tags, *meaning.tags))))
+        if meaning.not_categories:
+            out = replace(out, not_categories=tuple(dict.fromkeys((*out.not_categories, *meaning.not_categories))))
+        if meaning.not_words:
+            out = replace(out, not_words=tuple(dict.fromkeys((*out.not_words, *meaning.not_words))))
         return out
 
     def sql(self, *, listing: bool = False) -> tuple[str, list[Any]]:
@@ -112,22 +147,25 @@ class Filters:
 
         where: list[str] = [listed() if listing else shown()]
         params: list[Any] = []
-        if self.category:
-            where.append("p.categories @> ARRAY[%s]::text[]")
-            params.append(self.category)
+        if self.categories:
+            where.append("p.categories && %s::text[]")
+            params.append(list(self.categories))
+        if self.not_categories:
+            where.append("NOT (p.categories && %s::text[])")
+            params.append(list(self.not_categories))
         if self.after:
             where.append("p.taken_at >= %s")
             params.append(datetime.combine(self.after, datetime.min.time()))
         if self.before:
             where.append("p.taken_at < %s")
             params.append(datetime.combine(self.before, datetime.min.time()))
-        if self.path:
-            root = os.fsdecode(normalize_root(self.path))
-            where.append("(p.path = %s OR p.path LIKE %s)")
-            params += [root, like_prefix(root)]
-        if self.camera:
-            where.append("(coalesce(p.camera_make, '') || ' ' || coalesce(p.camera_model, '')) ILIKE %s")
-            params.append(f"%{self.camera}%")
+        if self.paths:
+            roots = [os.fsdecode(normalize_root(path)) for path in self.paths]
+            where.append("(" + " OR ".join("p.path = %s OR p.path LIKE %s" for _ in roots) + ")")
+            params += [v for root in roots for v in (root, like_prefix(root))]
+        if self.cameras:
+            where.append("(coalesce(p.camera_make, '') || ' ' || coalesce(p.camera_model, '')) ILIKE ANY(%s)")
+            params.append([f"%{c}%" for c in self.cameras])
         if self.rating is not None:
             where.append("p.rating >= %s")
             params.append(self.rating)
@@ -141,6 +179,11 @@ class Filters:
                          "AND m.status = 'active' WHERE t.photo_id = p.id AND ocr_squeeze(%s) <> '' "
                          "AND t.squeezed LIKE '%%' || ocr_squeeze(%s) || '%%')")
             params += [phrase, phrase]
+        for word in self.not_words:  # not printed (any OCR model's text), not a keyword or in the title
+            where.append("NOT EXISTS (SELECT 1 FROM photo_text t WHERE t.photo_id = p.id AND ocr_squeeze(%s) <> '' "
+                         "AND t.squeezed LIKE '%%' || ocr_squeeze(%s) || '%%') AND NOT EXISTS (SELECT 1 FROM "
+                         "unnest(array_append(p.tags, p.title)) g WHERE lower(g) LIKE '%%' || lower(%s) || '%%')")
+            params += [word, word, word]
         return " AND ".join(where), params
 
     def check(self) -> None:
@@ -148,8 +191,13 @@ class Filters:
             raise InvalidParameter("the 'after' date must be before the 'before' date", "after", "before")
         for phrase in self.printed:
             check_phrase(phrase, "printed")
+        for word in self.not_words:
+            check_phrase(word, "exclude")
+        both = set(self.categories) & set(self.not_categories)
+        if both:
+            raise InvalidParameter(f"{sorted(both)[0]!r} is both asked for and left out", "category", "not_category")
 
     @property
     def active(self) -> bool:
-        return any((self.category, self.after, self.before, self.path, self.camera, self.has_text, self.printed,
-                    self.rating is not None, self.tags))
+        return any((self.categories, self.after, self.before, self.paths, self.cameras, self.has_text, self.printed,
+                    self.rating is not None, self.tags, self.not_categories, self.not_words))

@@ -3,6 +3,7 @@ features, and the fused page's photos with why each one matched."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,11 @@ class Rankings:
                     why[pid].append(reason(value))
         return why
 
+    def evidence(self) -> set[int]:
+        """Photos with evidence that makes a match by itself: the query's words printed in them or among their
+        keywords, or in a category it names (``matches.py``)."""
+        return {pid for hits in (self.ocr, self.keywords, self.category) for pid, _value in hits}
+
     def first_screen(self) -> tuple[list[int], list[int]]:
         """The best ``FEEDBACK_K`` photos of the fusion so far, and every candidate."""
         first = self.scores()
@@ -86,15 +92,36 @@ def feedback(conn: Conn, best: list[int], candidates: list[int]) -> list[tuple[i
     return [(int(r[0]), float(r[1])) for r in rows]
 
 
-def page(conn: Conn, reg: lifecycle.RegisteredModel, rankings: Rankings, *, skip: int, limit: int) -> list[Hit]:
+def order(conn: Conn, rankings: Rankings, *, by_date: str | None = None
+          ) -> tuple[list[int], dict[int, float], dict[int, tuple[int, float, float]]]:
+    """Every candidate of the fused ranking, best first or (``by_date``: "date" newest first, "-date" oldest first)
+    by date taken; their scores, and the frames folded into their videos (``_fold_frames``)."""
+    scores = rankings.scores()
+    best_frame = _fold_frames(conn, scores)
+    if by_date is None:
+        return sorted(scores, key=lambda p: -scores[p]), scores, best_frame
+    direction = "DESC" if by_date == "date" else "ASC"
+    rows = conn.execute(f"SELECT id FROM photos WHERE id = ANY(%s) ORDER BY taken_at {direction} NULLS LAST, "
+                        f"id {direction}", (list(scores),)).fetchall()
+    return [int(r[0]) for r in rows], scores, best_frame
+
+
+def page(conn: Conn, reg: lifecycle.RegisteredModel, rankings: Rankings, *, skip: int, limit: int,
+         matched: Callable[[int, float | None], bool] | None = None) -> list[Hit]:
     """The fused ranking's photos ``skip`` to ``limit``, with their paths, categories and reasons. A video's frames
     are folded into the video: it ranks by its best frame, says at which second, and shows that frame."""
-    scores = rankings.scores()
-    sims = dict(rankings.vector) | dict(rankings.category)
-    best_frame = _fold_frames(conn, scores)
-    top = sorted(scores, key=lambda p: -scores[p])[skip:limit]
+    ids, scores, best_frame = order(conn, rankings)
+    return hits(conn, reg, rankings, ids[skip:limit], scores, best_frame, matched)
+
+
+def hits(conn: Conn, reg: lifecycle.RegisteredModel, rankings: Rankings, top: list[int], scores: dict[int, float],
+         best_frame: dict[int, tuple[int, float, float]],
+         matched: Callable[[int, float | None], bool] | None = None) -> list[Hit]:
+    """``top`` (photos and videos of ``order``) as hits: path, categories, why each matched, whether it is a match
+    (``matched(shown photo, its similarity)``)."""
     if not top:
         return []
+    sims = dict(rankings.vector) | dict(rankings.category)
     shown_as = {pid: best_frame.get(pid, (pid, None, None))[0] for pid in top}  # a video: its best frame's row
     why = rankings.reasons(set(shown_as.values()))
     with conn.cursor(row_factory=dict_row) as cur:
@@ -102,7 +129,7 @@ def page(conn: Conn, reg: lifecycle.RegisteredModel, rankings: Rankings, *, skip
             "SELECT p.id, p.path, p.thumbnail, p.categories, p.taken_at, (SELECT a.labels FROM photo_analysis a "
             "WHERE a.photo_id = p.id AND a.model_id = %s) AS labels FROM photos p WHERE p.id = ANY(%s)",
             (reg.id, list(set(top) | set(shown_as.values()))))}
-    hits = []
+    found = []
     for pid in top:
         r, seen = rows.get(pid), rows.get(shown_as[pid])
         if r is None or seen is None:
@@ -113,9 +140,11 @@ def page(conn: Conn, reg: lifecycle.RegisteredModel, rankings: Rankings, *, skip
             reasons = [f"at {int(at // 60)}:{int(at % 60):02d} in the video", *reasons]
         if seen["labels"]:
             reasons.append("looks like " + ", ".join(lbl for lbl, _p in seen["labels"][:3]))
-        hits.append(Hit(pid, r["path"], round(scores[pid], 5), reasons, sims.get(shown_as[pid]), seen["thumbnail"],
-                        list(seen["categories"]), r["taken_at"].isoformat() if r["taken_at"] else None, at))
-    return hits
+        sim = sims.get(shown_as[pid])
+        found.append(Hit(pid, r["path"], round(scores[pid], 5), reasons, sim, seen["thumbnail"],
+                         list(seen["categories"]), r["taken_at"].isoformat() if r["taken_at"] else None, at,
+                         matched(shown_as[pid], sim) if matched else None))
+    return found
 
 
 def _fold_frames(conn: Conn, scores: dict[int, float]) -> dict[int, tuple[int, float, float]]:

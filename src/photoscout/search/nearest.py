@@ -101,3 +101,18 @@ class Neighbours:
         if filtered and not exact:  # relaxed order: re-sort the few rows exactly
             rows.sort(key=lambda r: r[1])
         return [(int(r[0]), 1.0 - float(r[1])) for r in rows], exact
+
+    def within(self, conn: Conn, reg: lifecycle.RegisteredModel, query: np.ndarray, filters: Filters,
+               similarity: float, limit: int) -> list[tuple[int, float]]:
+        """Every photo passing ``filters`` at least ``similarity`` close (photo, cosine similarity), closest first,
+        at most ``limit``: an exact scan (a search sorted by date gathers all of its matches)."""
+        expr, _opclass = indexes.column(reg)
+        q: Any = HalfVector(query) if reg.config.get("storage") == "halfvec" else query
+        where, params = filters.sql()
+        conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
+        rows = conn.execute(
+            f"SELECT e.photo_id, 1 - ({expr} <=> %s) AS sim FROM photo_embeddings e JOIN photos p ON p.id = e.photo_id "
+            f"WHERE e.model_id = {int(reg.id)} AND {where} AND {expr} <=> %s <= %s ORDER BY sim DESC LIMIT %s",
+            [q, *params, q, 1.0 - similarity, limit]).fetchall()
+        conn.execute("SELECT set_config('enable_indexscan', 'on', true)")
+        return [(int(r[0]), float(r[1])) for r in rows]

@@ -45,6 +45,9 @@ _RATING = re.compile(r"(?<!\S)rating\s*(?:>=|:|=)\s*(-?\d+)(?!\S)", re.IGNORECAS
 _TAG = re.compile(r'(?<!\S)(?:tag|keyword):(?:["\u201c\u201d]([^"\u201c\u201d]+)["\u201c\u201d]|([^\s"]+))',
                   re.IGNORECASE)
 _QUOTED = re.compile(r'["\u201c\u201d]([^"\u201c\u201d]*)["\u201c\u201d]')
+# what a query leaves out: -screenshots, not:documents (a category or class), -"total due" (printed), -word
+_NEGATIVE = re.compile(r'(?<!\S)(-|not:)(?:["\u201c\u201d]([^"\u201c\u201d]+)["\u201c\u201d]'
+                       r'|([^\s"\u201c\u201d-][^\s"]*))', re.IGNORECASE)
 # whole words over the query's words joined by single spaces, plurals too ("cars", not "cartoon"; "bills", not
 # "billboard"); a phrase of several words matches those words in a row ("screen-shot" is "screen shot")
 _NAMING = {cat: re.compile(r"\b(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
@@ -132,11 +135,15 @@ class Query:
     printed_leads: bool  # printed words define what it asks for (quoted words, a receipt): OCR evidence leads
     rating: int | None = None  # rating>=N written in the query: at least N stars
     tags: tuple[str, ...] = ()  # tag:WORD written in the query: the photo has that keyword
+    not_categories: tuple[str, ...] = ()  # -screenshots, not:documents: not in these categories (or classes)
+    not_words: tuple[str, ...] = ()  # -word, -"total due": not printed in the photo, not among its keywords
 
     @property
     def filters_only(self) -> bool:
-        """Nothing to rank by, only filters (``tag:holiday``): the matching photos are listed newest first."""
-        return not self.text and not self.printed and (self.rating is not None or bool(self.tags))
+        """Nothing to rank by, only filters (``tag:holiday``, ``-screenshots``): the matching photos are listed
+        newest first."""
+        return not self.text and not self.printed and (self.rating is not None or bool(self.tags)
+                                                       or bool(self.not_categories) or bool(self.not_words))
 
 
 def parse(text: str | None) -> Query:
@@ -144,11 +151,44 @@ def parse(text: str | None) -> Query:
     text = (text or "").strip()
     if len(text) > MAX_QUERY_CHARS:
         raise InvalidParameter(f"the query has {len(text)} characters; at most {MAX_QUERY_CHARS}", "text")
+    text, not_categories, not_words = exclusions(text)
     text, rating, tags = metadata_filters(text)
     plain, printed = printed_phrases(text)
     return Query(plain, tuple(printed), tuple(ocr_terms(plain)) if plain else (),
                  tuple(named_categories(plain)) if plain else (), bool(printed) or names_text_concept(plain),
-                 rating, tags)
+                 rating, tags, not_categories, not_words)
+
+
+def exclusions(text: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """What a query leaves out, and the query without it: ``not:NAME`` is a category or few-shot class;
+    ``-WORD`` is a category where WORD is a built-in category's name ("-screenshots", "-document"), else a word;
+    ``-"total due"`` is a phrase. Words and phrases exclude the photos that have them printed (OCR) or as a
+    keyword."""
+    categories: list[str] = []
+    excluded: list[str] = []
+    for sign, quoted, word in _NEGATIVE.findall(text):
+        value = " ".join((quoted or word).split())
+        if not squeeze(value):
+            continue
+        named = _category_name(value)
+        if sign.lower() == "not:" or named:
+            categories.append(named or value.lower())
+        else:
+            check_phrase(value, "text")
+            excluded.append(value)
+    if len(excluded) > MAX_PRINTED:
+        raise InvalidParameter(f"the query leaves out {len(excluded)} words; at most {MAX_PRINTED}", "text")
+    rest = " ".join(_NEGATIVE.sub(" ", text).split())
+    return rest, tuple(dict.fromkeys(categories)), tuple(dict.fromkeys(excluded))
+
+
+def _category_name(word: str) -> str | None:
+    """The built-in category a word is the name of ("screenshot", "Documents"), or None."""
+    w = word.lower()
+    for name in CATEGORY_WORDS:
+        if w in (name, _singular(name)):
+            return name
+    return None
 
 
 def metadata_filters(text: str) -> tuple[str, int | None, tuple[str, ...]]:

@@ -1,6 +1,7 @@
 """What a search answers, in one shape for every face (the CLI's ``--json``, the API, the pages): a page of hits,
-where the page is in the ranking and where the next one starts. The page cap (``MAX_RESULTS``: how deep a ranking
-can be paged) is defined here and nowhere else."""
+where the page is in the ranking, where the next one starts and (sorted by date) how many matches there are. The
+paging bounds (``MAX_PAGE`` results a page, ``MAX_OFFSET`` the deepest a ranking is paged to, ``MAX_MATCHES`` the
+matches a search sorted by date gathers) are defined here and nowhere else."""
 
 from __future__ import annotations
 
@@ -9,23 +10,33 @@ from typing import Any
 
 from photoscout.common.errors import InvalidParameter
 
-MAX_RESULTS = 500  # the deepest result a ranking can be paged to (offset + limit)
+MAX_PAGE = 500  # results on one page (``limit``)
+MAX_OFFSET = 1_000_000  # the deepest a ranking is paged to: every photo of a library of a million
+MAX_MATCHES = 100_000  # matches a search sorted by date gathers (more are reported, never silently dropped)
+SORTS = ("relevance", "date", "-date")  # date: newest first; -date: oldest first
 
 
 def check_page(limit: int, offset: int) -> None:
-    """A page inside the first ``MAX_RESULTS`` results, or a clear error naming the parameter."""
-    if not 1 <= limit <= MAX_RESULTS:
-        raise InvalidParameter(f"limit must be between 1 and {MAX_RESULTS}", "limit")
-    if not 0 <= offset <= MAX_RESULTS - limit:
-        raise InvalidParameter(f"offset must be between 0 and {MAX_RESULTS} minus the limit "
-                               f"(the first {MAX_RESULTS} results can be paged through)", "offset")
+    """A page of at most ``MAX_PAGE`` results starting at most ``MAX_OFFSET`` deep, or a clear error naming the
+    parameter."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidParameter(f"limit must be between 1 and {MAX_PAGE}", "limit")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidParameter(f"offset must be between 0 and {MAX_OFFSET}", "offset")
 
 
-def next_offset(offset: int, limit: int, returned: int, *, cap: int | None = MAX_RESULTS) -> int | None:
-    """Where the next page starts: after a full page, while a next full page fits under ``cap`` (none: no cap)."""
-    if returned < limit:
+def check_sort(sort: str) -> str:
+    if sort not in SORTS:
+        raise InvalidParameter(f"sort must be one of {', '.join(SORTS)}, not {sort!r}", "sort")
+    return sort
+
+
+def next_offset(offset: int, limit: int, returned: int, *, total: int | None = None) -> int | None:
+    """Where the next page starts: after a full page while results remain (``total``: how many there are, when
+    known)."""
+    if returned < limit or offset + limit > MAX_OFFSET:
         return None
-    if cap is not None and offset + 2 * limit > cap:
+    if total is not None and offset + limit >= total:
         return None
     return offset + limit
 
@@ -41,6 +52,7 @@ class Hit:
     categories: list[str] = field(default_factory=list)
     taken_at: str | None = None
     at_seconds: float | None = None  # a video: the moment that matched
+    match: bool | None = None  # above the version's calibrated cutoff, or evidence by itself (``matches.py``)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)  # shallow: dataclasses.asdict deep-copies, 0.5 ms a page of 40 (bench_serve)
@@ -54,12 +66,15 @@ class SearchResult:
     exact: bool
     offset: int = 0
     limit: int = 20
-    capped: bool = True  # a ranking pages to MAX_RESULTS; the library in folder order to its end
+    sort: str = "relevance"
+    matches: int | None = None  # sorted by date: how many matches there are (all of them, up to MAX_MATCHES)
+    cutoff: dict[str, Any] | None = None  # the version's cutoff (``matches.py``): z, calibrated, widen
 
     @property
     def next_offset(self) -> int | None:
-        return next_offset(self.offset, self.limit, len(self.hits), cap=MAX_RESULTS if self.capped else None)
+        return next_offset(self.offset, self.limit, len(self.hits), total=self.matches)
 
     def as_dict(self) -> dict[str, Any]:
         return {"model": self.model, "exact": self.exact, "timings_ms": self.timings_ms, "offset": self.offset,
-                "limit": self.limit, "next_offset": self.next_offset, "results": [h.as_dict() for h in self.hits]}
+                "limit": self.limit, "sort": self.sort, "matches": self.matches, "cutoff": self.cutoff,
+                "next_offset": self.next_offset, "results": [h.as_dict() for h in self.hits]}

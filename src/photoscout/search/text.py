@@ -77,12 +77,15 @@ def keyword_matches(conn: Conn, query: Query, filters: Filters, limit: int) -> l
     return [(int(r[0]), str(r[1])[:120]) for r in rows]
 
 
-def listed(conn: Conn, filters: Filters, offset: int, limit: int) -> list[Hit]:
-    """The photos the filters let through, newest first: a query of filters only (``tag:holiday rating>=4``)."""
+def listed(conn: Conn, filters: Filters, offset: int, limit: int, *, oldest_first: bool = False) -> list[Hit]:
+    """The photos the filters let through, newest (or oldest) first: a query of filters only (``tag:holiday
+    rating>=4``, ``-screenshots``)."""
     where, params = filters.sql(listing=True)
+    direction = "ASC" if oldest_first else "DESC"
     rows = conn.execute(
         f"SELECT p.id, p.path, p.thumbnail, p.categories, p.taken_at, p.rating, array_to_string(p.tags, ', ') "
-        f"FROM photos p WHERE {where} ORDER BY p.taken_at DESC NULLS LAST, p.id DESC LIMIT %s OFFSET %s",
+        f"FROM photos p WHERE {where} ORDER BY p.taken_at {direction} NULLS LAST, p.id {direction} "
+        f"LIMIT %s OFFSET %s",
         [*params, limit, offset]).fetchall()
     return [Hit(int(pid), path, 0.0, [w for w in (f"rated {rating}" if rating is not None else "",
                                                  f"tagged: {tags}" if tags else "") if w],

@@ -16,7 +16,8 @@ from photoscout.app import Photoscout
 from photoscout.common.errors import InvalidParameter
 from photoscout.jobs.states import JobKind
 from photoscout.search.filters import Filters
-from photoscout.search.results import MAX_RESULTS
+from photoscout.search.matches import MAX_WIDEN
+from photoscout.search.results import MAX_OFFSET, MAX_PAGE
 from photoscout.service.runner import Service, describe
 from photoscout.web.background import Background
 
@@ -36,25 +37,43 @@ def background(request: Request) -> Background:
 Core = Annotated[Photoscout, Depends(core)]
 
 
+Values = Annotated[list[Annotated[str, Field(max_length=4096)]], Field(max_length=20)]
+
+
 class SearchFilters(BaseModel):
-    category: str | None = Field(None, max_length=200, description="A photo category or few-shot class.")
+    """The filters, as query parameters; those that take several values are repeated (``category=food&category=
+    animals``: any of them; ``tag``: all of them)."""
+
+    category: Values = Field([], description="In any of these categories or few-shot classes.")
+    not_category: Values = Field([], description="In none of these categories or few-shot classes.")
     # dates as text: read by the filters' one date parser, as the CLI's and the pages' are (same errors)
     after: str | None = Field(None, max_length=40, description="Taken on or after this day (YYYY-MM-DD).",
                               json_schema_extra={"format": "date"})
     before: str | None = Field(None, max_length=40, description="Taken before this day (YYYY-MM-DD).",
                                json_schema_extra={"format": "date"})
-    folder: str | None = Field(None, max_length=4096, description="Only photos under this folder.")
-    camera: str | None = Field(None, max_length=200, description="Camera make or model contains this.")
+    folder: Values = Field([], description="Only photos under any of these folders.")
+    camera: Values = Field([], description="Camera make or model contains any of these.")
     has_text: bool = Field(False, description="Only photos with text in them (OCR).")
     rating: int | None = Field(None, ge=-1, le=5, description="Only photos rated at least this (XMP; -1 rejected).")
-    tag: str | None = Field(None, max_length=200, description="Only photos with this keyword (XMP, case ignored).")
+    tag: Values = Field([], description="Only photos with all of these keywords (XMP, case ignored).")
+    exclude: Values = Field([], description="Leave out photos with these words printed in them or as keywords.")
 
     def filters(self) -> Filters:
         return Filters.parse(**self.model_dump())  # the one filter parser (the CLI's and the pages' too)
 
 
-Limit = Annotated[int, Query(ge=1, le=MAX_RESULTS)]
-Offset = Annotated[int, Query(ge=0, le=MAX_RESULTS - 1)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+Sort = Annotated[Literal["relevance", "date", "-date"], Query(description=(
+    "relevance (best first), date (the matches, newest first) or -date (the matches, oldest first)"))]
+Widen = Annotated[int, Query(ge=0, le=MAX_WIDEN, description="Lower the cutoff of what matches this many steps.")]
+
+
+def _with_next(request: Request, answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer with ``next``: the URL of the next page (none after the last)."""
+    nxt = answer.get("next_offset")
+    answer["next"] = str(request.url.include_query_params(offset=nxt)) if nxt is not None else None
+    return answer
 
 
 @router.get("/health", tags=["system"])
@@ -64,20 +83,22 @@ def health(ps: Core) -> dict[str, Any]:
 
 
 @router.get("/search", tags=["search"])
-def search(ps: Core, f: Annotated[SearchFilters, Depends()],
+def search(request: Request, ps: Core, f: Annotated[SearchFilters, Query()],
            q: Annotated[str | None, Query(max_length=1000, description=(
                'What to look for. Words in double quotes must be printed in the photo (OCR text), e.g. '
                'receipt "total due".'))] = None,
            similar_to: Annotated[int | None, Query(ge=1, le=2**62, description="Photos like this photo id.")]
            = None,
            model: Annotated[str | None, Query(max_length=200, description="NAME@VERSION; default active.")] = None,
-           limit: Limit = 40, offset: Offset = 0) -> dict[str, Any]:
-    """Search by meaning (``q``) or by a library photo (``similar_to``), narrowed by the filters; one page."""
-    return ps.search(q, similar_to=similar_to, limit=limit, offset=offset, filters=f.filters(), model=model).as_dict()
+           limit: Limit = 40, offset: Offset = 0, sort: Sort = "relevance", widen: Widen = 0) -> dict[str, Any]:
+    """Search by meaning (``q``) or by a library photo (``similar_to``), narrowed by the filters; one page, and
+    ``next``, the URL of the next one (to the last match: ``sort=date`` keeps only the matches and says how many)."""
+    return _with_next(request, ps.search(q, similar_to=similar_to, limit=limit, offset=offset, filters=f.filters(),
+                                         model=model, sort=sort, widen=widen).as_dict())
 
 
 @router.post("/search/image", tags=["search"])
-async def search_image(request: Request, f: Annotated[SearchFilters, Depends()],
+async def search_image(request: Request, f: Annotated[SearchFilters, Query()],
                        file: Annotated[UploadFile, File(description="A photo to find others like.")],
                        model: Annotated[str | None, Query(max_length=200)] = None,
                        limit: Limit = 40, offset: Offset = 0) -> dict[str, Any]:

@@ -20,8 +20,9 @@ from fastapi.templating import Jinja2Templates
 
 from photoscout.app import Photoscout
 from photoscout.common.errors import InvalidParameter, PhotoscoutError
-from photoscout.search.filters import PARAMS, Filters
-from photoscout.search.results import MAX_RESULTS, SearchResult
+from photoscout.search.filters import MULTI, PARAMS, Filters
+from photoscout.search.matches import MAX_WIDEN
+from photoscout.search.results import MAX_OFFSET, SORTS, SearchResult
 from photoscout.service.runner import describe
 from photoscout.web.api import MAX_UPLOAD
 from photoscout.web.security import COOKIE
@@ -30,7 +31,8 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 PAGE = 40  # results on one screen (``n`` asks for another number)
-SEARCH_KEYS = ("q", "similar_to", "offset", "n", "model", *PARAMS)  # what a search page's URL may carry
+# what a search page's URL may carry
+SEARCH_KEYS = ("q", "similar_to", "offset", "n", "model", "sort", "widen", *PARAMS)
 
 
 def _core(request: Request) -> Photoscout:
@@ -62,15 +64,29 @@ def _number(value: str | None, name: str, default: int) -> int:
         raise InvalidParameter(f"{value!r} is not a number", name) from None
 
 
+def _params(request: Request) -> dict[str, Any]:
+    """A search page's parameters: one value each, several (a list) for the filters that take several."""
+    query = request.query_params
+    params: dict[str, Any] = {k: v for k, v in query.items() if k in SEARCH_KEYS and k not in MULTI}
+    params |= {k: [v for v in query.getlist(k) if v.strip()] for k in MULTI if query.getlist(k)}
+    return {k: v for k, v in params.items() if v}
+
+
 def _search_data(ps: Photoscout, params: dict[str, str], **extra: Any) -> dict[str, Any]:
     return {"params": params, "q": params.get("q", "").strip(), "facets": ps.facets(), "error": None,
-            "result": None, "next_url": None, "marks": {}, "uploaded": None, **extra}
+            "result": None, "next_url": None, "widen_url": None, "sort_urls": {}, "marks": {}, "uploaded": None,
+            **extra}
 
 
 def _page_of(data: dict[str, Any], result: SearchResult, params: dict[str, str]) -> None:
     data["result"] = result.as_dict()
     if result.next_offset is not None:
-        data["next_url"] = "/?" + urlencode({**params, "offset": result.next_offset})
+        data["next_url"] = "/?" + urlencode({**params, "offset": result.next_offset}, doseq=True)
+    if result.cutoff is not None and result.cutoff["widen"] < MAX_WIDEN:  # the matches, with a lower cutoff
+        data["widen_url"] = "/?" + urlencode({**{k: v for k, v in params.items() if k != "offset"},
+                                              "widen": result.cutoff["widen"] + 1}, doseq=True)
+    data["sort_urls"] = {sort: "/?" + urlencode({**{k: v for k, v in params.items() if k not in ("offset", "sort")},
+                                                 "sort": sort}, doseq=True) for sort in SORTS}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -78,7 +94,7 @@ def search_page(request: Request) -> Response:
     """Search (``q``, or ``similar_to`` a photo) or, without either, the library in folder order; filters narrow
     both."""
     ps = _core(request)
-    params = {k: v for k, v in request.query_params.items() if k in SEARCH_KEYS}
+    params = _params(request)
     data = _search_data(ps, params)
     q, similar = data["q"], params.get("similar_to", "")
     try:
@@ -87,13 +103,14 @@ def search_page(request: Request) -> Response:
         filters = Filters.from_params(params)
         if q or similar:
             result = ps.search(q or None, similar_to=_number(similar, "similar_to", 0) if not q else None,
-                               limit=page, offset=offset, filters=filters, model=params.get("model") or None)
+                               limit=page, offset=offset, filters=filters, model=params.get("model") or None,
+                               sort=params.get("sort") or "relevance", widen=_number(params.get("widen"), "widen", 0))
             if q:
                 judged = ps.marks(q)
                 data["marks"] = {**{p: "relevant" for p in judged["relevant"]},
                                  **{p: "not_relevant" for p in judged["not_relevant"]}}
         else:
-            result = ps.browse(folder=filters.path, limit=page, offset=offset)
+            result = ps.browse(folder=filters.paths[0] if filters.paths else None, limit=page, offset=offset)
         _page_of(data, result, params)
     except PhotoscoutError as exc:
         data["error"] = str(exc)
@@ -121,7 +138,7 @@ async def image_search_page(request: Request, file: Annotated[UploadFile, File()
 
 @router.get("/photos/{photo_id}", response_class=HTMLResponse)
 def photo_page(request: Request, photo_id: int, q: Annotated[str, Query(max_length=1000)] = "",
-               rank: Annotated[int, Query(ge=0, le=MAX_RESULTS - 1)] = 0,
+               rank: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
                t: Annotated[float, Query(ge=0, le=10**7)] = 0) -> Response:
     """One photo, larger, with what is known of it; "more like this"; the neighbours in the search it came from."""
     ps = _core(request)

@@ -1,0 +1,125 @@
+"""The searches people ask for (issue #29), on a small real library: sorted by date with a calibrated cutoff of what
+matches, every result reachable (no cap at 500), negative and several-valued filters, in the core, the API and the
+CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from photoscout.app import Photoscout
+from photoscout.common.errors import InvalidParameter
+from photoscout.database.embedded import EmbeddedServer
+from photoscout.search.filters import Filters
+from photoscout.search.matches import Judged, calibrate
+from photoscout.web import create_app
+from tests.conftest import clone_library, run_cli
+
+
+@pytest.fixture(scope="module")
+def home(library_template: tuple[Path, str], pg_server: EmbeddedServer,
+         tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return clone_library(library_template, pg_server, Path(tmp_path_factory.mktemp("people")))
+
+
+@pytest.fixture(scope="module")
+def core(home: Path) -> Iterator[Photoscout]:
+    with Photoscout.open(home) as ps:
+        yield ps
+
+
+def _all_pages(core: Photoscout, query: str, size: int, **kw: object) -> list[int]:
+    ids: list[int] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = core.search(query, limit=size, offset=offset, **kw)  # type: ignore[arg-type]
+        ids += [h.photo_id for h in page.hits]
+        offset = page.next_offset
+    return ids
+
+
+def test_sorted_by_date_the_matches_come_newest_first(core: Photoscout) -> None:
+    """``sort="date"`` keeps the matches only (every hit a match, fewer than the library), newest first, says how
+    many; "-date" is the same matches oldest first; widening the cutoff gives more; the photos in the category the
+    query names are matches whatever their similarity (the fused rule)."""
+    library = len(core.search("food", limit=200).hits)
+    newest = core.search("food", sort="date", limit=200)
+    assert newest.matches == len(newest.hits) and 0 < newest.matches < library
+    assert all(h.match for h in newest.hits) and newest.cutoff is not None
+    dated = [h.taken_at for h in newest.hits if h.taken_at]
+    assert dated == sorted(dated, reverse=True)
+    oldest = core.search("food", sort="-date", limit=200)
+    assert {h.photo_id for h in oldest.hits} == {h.photo_id for h in newest.hits}
+    assert [h.taken_at for h in oldest.hits if h.taken_at] == sorted(dated)
+    in_food = {h.photo_id for h in core.search("food", limit=200).hits if "food" in h.categories}
+    assert in_food and in_food <= {h.photo_id for h in newest.hits}
+    wider = core.search("a pizza", sort="date", widen=4, limit=200)
+    assert wider.matches is not None and wider.matches >= (core.search("a pizza", sort="date").matches or 0)
+    relevance = core.search("food", limit=200).hits  # best first: every photo, the matches marked
+    assert len(relevance) == library and any(h.match for h in relevance) and not all(h.match for h in relevance)
+    with pytest.raises(InvalidParameter, match="sort must be one of"):
+        core.search("food", sort="newest")
+
+
+def test_every_result_is_reachable(core: Photoscout) -> None:
+    """Paged a few at a time, the matches come once each to the last one; a ranking pages past 500 (before: "offset
+    must be between 0 and 500 minus the limit")."""
+    every = core.search("food", sort="date", limit=500)
+    paged = _all_pages(core, "food", 3, sort="date")
+    assert paged == [h.photo_id for h in every.hits] and len(set(paged)) == len(paged)
+    assert core.search("food", limit=50, offset=600).hits == []
+    relevance = _all_pages(core, "a dog", 7)
+    assert len(relevance) == len(set(relevance)) == len(core.search("a dog", limit=500).hits)
+
+
+def test_negative_and_several_valued_filters(core: Photoscout) -> None:
+    """``-food``/``not:animals`` leave categories out, several categories are any of them, and a word printed in
+    a photo (``-total``) leaves those photos out."""
+    shown = core.search("a photo -food not:animals", limit=200).hits
+    assert shown and not any({"food", "animals"} & set(h.categories) for h in shown)
+    both = core.search("a photo", limit=200, filters=Filters.parse(category=["food", "animals"])).hits
+    assert both and all({"food", "animals"} & set(h.categories) for h in both)
+    assert {c for h in both for c in h.categories} >= {"food", "animals"}
+    printed = {h.photo_id for h in core.search('"total"', limit=200).hits}
+    assert printed, "the sample holds a receipt with 'total' on it"
+    left = {h.photo_id for h in core.search("a receipt -total", limit=200).hits}
+    assert left and not printed & left
+    listed = core.search("-documents", limit=200)  # filters only: the library newest first, documents left out
+    assert listed.hits and not any("documents" in h.categories for h in listed.hits)
+
+
+def test_the_api_pages_with_next_and_the_cli_fetches_all(core: Photoscout, home: Path) -> None:
+    app = create_app(core)
+    with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+        r = client.get("/api/v1/search", params={"q": "food", "sort": "date", "limit": 4,
+                                                 "not_category": "screenshots"})
+        assert r.status_code == 200, r.text
+        first = r.json()
+        seen = [h["photo_id"] for h in first["results"]]
+        nxt = first["next"]
+        while nxt:
+            page = client.get(nxt).json()
+            seen += [h["photo_id"] for h in page["results"]]
+            nxt = page["next"]
+        assert len(seen) == len(set(seen)) == first["matches"]
+        multi = client.get("/api/v1/search", params=[("q", "a photo"), ("category", "food"),
+                                                      ("category", "vehicles"), ("limit", "100")]).json()
+        assert multi["results"] and all({"food", "vehicles"} & set(h["categories"]) for h in multi["results"])
+        assert client.get("/api/v1/search", params={"q": "food", "sort": "bogus"}).status_code == 422
+    out = run_cli("search", "food", "--sort", "date", "--limit", "all", "--no-server", "--json", home=home)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["sort"] == "date" and len(answer["results"]) == answer["matches"] >= 1
+
+
+def test_the_cutoff_is_calibrated_for_the_best_f1() -> None:
+    """Two queries whose relevant photos sit above z 2 and whose others sit below: the cutoff lands between, and
+    evidence (a printed word) counts whatever the z."""
+    a = Judged({1: 3.0, 2: 2.5, 3: 1.0, 4: 0.5}, set(), {1, 2})
+    b = Judged({5: 4.0, 6: 0.2, 7: 1.5}, {6}, {5, 6})
+    cut = calibrate([a, b])
+    assert 1.5 < cut["z"] <= 2.5 and cut["f1"] == 1.0
