@@ -20,7 +20,7 @@ from tests.conftest import PHOTOSCOUT, REPO, _free_port, clone_library
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("PHOTOSCOUT_TEST_ARTIFACTS", REPO / "test-artifacts"))
 RANDOM = "random-vectors@v0.1.0"
-V1 = "conse-effnetl0-minilm@v3.2.0"  # the default for new installs
+V1 = "conse-effnetl0-minilm@v4.1.0"  # the default for new installs
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed "
                                 "(scripts/test.sh installs it)")

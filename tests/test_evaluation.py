@@ -31,7 +31,7 @@ from photoscout.search.engine import SearchEngine
 from tests.conftest import DATASET, REPO, _new_database, run_cli, sample_rows
 
 V1 = "conse-effnetl0-minilm@v1.0.0"  # the default before #14: an existing home has it active
-V2 = "conse-effnetl0-minilm@v3.2.0"  # the default since: install-builtin brings it in staging
+V2 = "conse-effnetl0-minilm@v4.1.0"  # the default since: install-builtin brings it in staging
 RANDOM = "random-vectors@v0.1.0"
 SAMPLE_SETS = REPO / "evalsets" / "photos-dev.toml"
 SAMPLE = {"laptop": 8, "cellphone": 6, "camera": 4, "headphone": 4, "pizza": 8, "strawberry": 6, "apple_pie": 4,

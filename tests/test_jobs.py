@@ -28,7 +28,7 @@ from photoscout.library import scanner
 from photoscout.registry import lifecycle, local
 from tests.conftest import PHOTOSCOUT, _free_port, _new_database, copy_sample, run_cli
 
-V1 = "conse-effnetl0-minilm@v3.2.0"  # the default for new installs
+V1 = "conse-effnetl0-minilm@v4.1.0"  # the default for new installs
 V2 = "conse-effnetl0-minilm@v3.2.1"
 REDIS = "redis://127.0.0.1:6379/11"
 RABBIT = "amqp://guest:guest@127.0.0.1:5672//"

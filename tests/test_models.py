@@ -219,17 +219,17 @@ def test_v3_vectors_carry_the_class_distribution(library: tuple) -> None:
 
 
 def test_the_default_search_version_weighs_how_clearly_a_query_names_classes(library: tuple) -> None:
-    """#14: a fresh install searches with conse-effnetl0-minilm@v3.2.0: v3's vectors, and a query's class part
-    weighed by exp(-H / 0.25), H the entropy of the classes its meaning picks. "strawberries" names one class and
-    keeps its class part; "dessert" spreads over several and falls back on the mean label vector. Checked against
-    the weights computed by hand; the photo side is v3.0's exactly."""
+    """#14, #29: a fresh install searches with conse-effnetl0-minilm@v4.1.0 (v3.2 for English): v3's vectors, and a
+    query's class part weighed by exp(-H / 0.25), H the entropy of the classes its meaning picks. "strawberries"
+    names one class and keeps its class part; "dessert" spreads over several and falls back on the mean label
+    vector. Checked against the weights computed by hand; the photo side is v3.0's exactly."""
     from dataclasses import replace
 
     from photoscout.models.conse import ConseEmbedder
 
     settings, db, files = library
     active = lifecycle.active(db, "embedding")
-    assert active is not None and active.ref == "conse-effnetl0-minilm@v3.2.0"
+    assert active is not None and active.ref == "conse-effnetl0-minilm@v4.1.0"
     assert active.config["class_space"] == {"share": 0.5, "temperature": 0.02, "entropy_scale": 0.25}
     assert active.config["dim"] == 1384
     spec = active.spec(settings)

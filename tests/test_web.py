@@ -22,7 +22,7 @@ from photoscout.evaluation import sets
 from photoscout.web import create_app
 from tests.conftest import PHOTOSCOUT, _free_port, clone_library
 
-V1 = "conse-effnetl0-minilm@v3.2.0"  # the default for new installs
+V1 = "conse-effnetl0-minilm@v4.1.0"  # the default for new installs
 RANDOM = "random-vectors@v0.1.0"
 WRITE = {"X-Photoscout-Request": "1"}
 

@@ -132,6 +132,15 @@ class EmbeddingModel(Model):
     def _embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._embed_texts(texts)
 
+    def read_queries(self, texts: list[str]) -> list[str | None]:
+        """For each query, the English words it means where it is in another language and the backend can tell
+        ("Menschen" -> "people"), else None: the search reads categories and printed words from them too."""
+        self.load()
+        return self._read_queries(texts)
+
+    def _read_queries(self, texts: list[str]) -> list[str | None]:
+        return [None] * len(texts)
+
     @abstractmethod
     def _analyze_images(self, images: list[Image.Image]) -> tuple[np.ndarray, list[ImageAnalysis]]: ...
 

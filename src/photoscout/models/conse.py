@@ -86,6 +86,12 @@ class ConseEmbedder(EmbeddingModel):
                                                 self.runtime)
             self.muse_map = np.load(self.artifact("muse_map")).astype(np.float32)
             self.agree = (float(multilingual["agree_low"]), float(multilingual["agree_high"]))
+            self.reading = multilingual.get("reading")
+            if self.reading:  # v4.1: English words the query is read as (both encoders' vectors of each)
+                with np.load(self.artifact("muse_readings")) as found:
+                    self.phrases = [str(p) for p in found["phrases"]]
+                    self.phrases_muse = found["muse"].astype(np.float32)
+                    self.phrases_minilm = found["minilm"].astype(np.float32)
         self.label_vectors = np.load(self.artifact("label_embeddings")).astype(np.float32)
         self.top_t = int(self.spec.config.get("top_t", 10))
         self.names = [n[0] for n in imagenet.class_names()]
@@ -121,15 +127,48 @@ class ConseEmbedder(EmbeddingModel):
         """Texts in MiniLM's space: MiniLM's embedding, or (v4) the multilingual encoder's carried over by the map
         where MiniLM does not understand the text as well; the two agree (cosine >= ``agree_high``) on English,
         seldom on other languages (median 0.3 on photos-dev's translated queries, 0.77 on the English ones), and are
-        blended between ``agree_low`` and ``agree_high``."""
+        blended between ``agree_low`` and ``agree_high``. With ``reading`` (v4.1) the carried vector is blended
+        with MiniLM's own vectors of the English words nearest the query in the multilingual space ("Erdbeeren":
+        strawberry)."""
         vectors = self.text.encode(texts)
         if self.muse is None or not len(texts):
             return vectors
-        mapped = l2_normalize(self.muse.encode(texts) @ self.muse_map)
+        own, muse, mapped = self._agreement(texts, vectors)
+        if self.reading:
+            top, weights = self._nearest_phrases(muse)
+            read = l2_normalize(np.einsum("nk,nkd->nd", weights, self.phrases_minilm[top]))
+            share = float(self.reading["share"])
+            mapped = l2_normalize(share * read + (1.0 - share) * mapped)
+        return l2_normalize(own * vectors + (1.0 - own) * mapped).astype(np.float32)
+
+    def _agreement(self, texts: list[str], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """How far MiniLM's own reading is kept (1: English), the multilingual vectors, and them carried over."""
+        assert self.muse is not None
+        muse = self.muse.encode(texts)
+        mapped = l2_normalize(muse @ self.muse_map)
         agreement = (vectors * mapped).sum(axis=1, keepdims=True)
         low, high = self.agree
-        own = np.clip((agreement - low) / (high - low), 0.0, 1.0)
-        return l2_normalize(own * vectors + (1.0 - own) * mapped).astype(np.float32)
+        return np.clip((agreement - low) / (high - low), 0.0, 1.0), muse, mapped
+
+    def _nearest_phrases(self, muse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` English phrases nearest each text in the multilingual space and their softmax weights."""
+        assert self.reading is not None
+        sims = muse @ self.phrases_muse.T
+        top = np.argsort(-sims, axis=1)[:, : int(self.reading["k"])]
+        scaled = np.take_along_axis(sims, top, axis=1) / float(self.reading["temperature"])
+        weights = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+        return top, weights / weights.sum(axis=1, keepdims=True)
+
+    def _read_queries(self, texts: list[str]) -> list[str | None]:
+        """The English words nearest a query that is not English (MiniLM and the multilingual encoder disagree)
+        when they are near enough (cosine >= ``reading.min``)."""
+        if self.muse is None or not self.reading or not texts:
+            return [None] * len(texts)
+        own, muse, _mapped = self._agreement(texts, self.text.encode(texts))
+        top, _weights = self._nearest_phrases(muse)
+        best = (muse * self.phrases_muse[top[:, 0]]).sum(axis=1)
+        return [self.phrases[t[0]] if o[0] < 1.0 and b >= float(self.reading["min"]) else None
+                for o, t, b in zip(own, top, best, strict=True)]
 
     def _embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._with_classes(self.query_space(texts))

@@ -17,15 +17,26 @@ DIM = 512
 # Words a photo search uses that ImageNet's class names lack: with the class names and their definitions, the English
 # phrases the map from this space into MiniLM's is fitted on (``fit_map``)
 PHOTO_WORDS = (
-    "photo", "picture", "screenshot", "screen capture", "a screenshot of a settings dialog", "a web page", "receipt",
-    "a shop receipt with the total", "invoice", "bill", "document", "a printed page of text", "a page from a manual",
-    "letter", "form", "contract", "handout", "people", "person", "face", "portrait", "selfie", "family", "friends",
-    "child", "baby", "man", "woman", "food", "dish", "meal", "dinner", "lunch", "breakfast", "dessert", "salad",
-    "a meat dish", "cake", "fruit", "vegetables", "drink", "animals", "pet", "wildlife", "bird", "vehicles", "car",
-    "boat", "airplane", "motorbike", "bicycle", "train", "electronics", "gadget", "device", "mobile phone",
-    "headphones", "camera", "laptop computer", "beach", "mountains", "city", "street", "house", "garden", "forest",
-    "snow", "sunset", "sky", "sea", "lake", "river", "holiday", "wedding", "birthday", "party", "christmas",
+    "photo", "picture", "screenshot", "screen capture", "screen", "computer screen", "settings window", "dialog box",
+    "error message", "app", "a web page", "website", "receipt", "cash register receipt", "till receipt",
+    "sales slip", "invoice", "bill", "ticket", "document", "printed page", "page of text", "manual", "book",
+    "newspaper", "letter", "form", "contract", "handout", "people", "person", "human", "crowd", "group of people",
+    "face", "portrait", "selfie", "family", "friends", "child", "baby", "man", "woman", "food", "dish", "meal",
+    "dinner", "lunch", "breakfast", "dessert", "sweets", "pastry", "pudding", "salad", "meat", "steak", "cake",
+    "fruit", "vegetables", "drink", "coffee", "wine", "beer", "animals", "pet", "wildlife", "bird", "fish", "dog",
+    "cat", "horse", "cow", "dolphin", "whale", "insect", "vehicles", "car", "truck", "bus", "boat", "ship",
+    "airplane", "helicopter", "motorbike", "motorcycle", "bicycle", "train", "electronics", "gadget", "device",
+    "mobile phone", "smartphone", "headphones", "earphones", "camera", "laptop computer", "television",
+    "keyboard", "beach", "mountains", "city", "street", "house", "building", "church", "bridge", "garden",
+    "forest", "tree", "flower", "snow", "sunset", "sky", "sea", "lake", "river", "holiday", "wedding", "birthday",
+    "party", "christmas", "concert", "sports", "football",
 )
+
+
+def reading_phrases(class_names: list[list[str]]) -> list[str]:
+    """The English words a query in another language is read as (``ConseEmbedder.read_queries``): every ImageNet
+    class name and ``PHOTO_WORDS``, each once."""
+    return list(dict.fromkeys([*sorted({n for names in class_names for n in names}), *PHOTO_WORDS]))
 
 
 def training_phrases(class_names: list[list[str]], glosses: list[str], labels: list[str]) -> list[str]:

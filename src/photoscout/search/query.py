@@ -6,7 +6,7 @@ evaluation and every face take a query's meaning from here; the filters are ``fi
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from photoscout.analysis.category_rules import DOCUMENT_KINDS
 from photoscout.common.errors import InvalidParameter
@@ -200,3 +200,14 @@ def metadata_filters(text: str) -> tuple[str, int | None, tuple[str, ...]]:
     tags = tuple(dict.fromkeys(" ".join((a or b).split()) for a, b in _TAG.findall(text)))
     rest = " ".join(_TAG.sub(" ", _RATING.sub(" ", text)).split())
     return rest, max(ratings) if ratings else None, tuple(t for t in tags if t)
+
+
+def read_as(meaning: Query, english: str | None) -> Query:
+    """A query in another language with what its English reading ("Menschen" read as "people") names: the
+    categories, the printed words of the concepts (a receipt's "total"), whether printed words lead."""
+    if not english:
+        return meaning
+    categories = tuple(dict.fromkeys((*meaning.categories, *named_categories(english))))
+    terms = tuple(dict.fromkeys((*meaning.terms, *ocr_terms(english))))
+    return replace(meaning, categories=categories, terms=terms,
+                   printed_leads=meaning.printed_leads or names_text_concept(english))
