@@ -136,3 +136,43 @@ def test_a_query_in_another_language_finds_its_photos(core: Photoscout, query: s
     assert sum(Path(h.path).parent.name == category for h in hits) >= 4, [h.path for h in hits]
     if query == "Menschen":
         assert any("in a category the query names" in h.why for h in hits)
+
+
+def test_a_smart_album_stays_current_in_the_cli_the_api_and_the_page(home: Path, tmp_path: Path) -> None:
+    """#29: a search saved under a name holds that search's matches when it is looked at: a photo indexed after it
+    was saved joins it, its count follows; a name is unique (409), a bad one refused; deleting it touches no
+    photo."""
+    import shutil
+
+    from tests.conftest import DATASET
+
+    out = run_cli("albums", "save", "Food without screenshots", "food -screenshots", "--json", home=home)
+    assert out.returncode == 0, out.stderr
+    saved = json.loads(out.stdout)
+    assert saved["sort"] == "date" and saved["count"] >= 1
+    listed = json.loads(run_cli("albums", "list", "--json", home=home).stdout)
+    assert [(a["name"], a["count"]) for a in listed] == [("Food without screenshots", saved["count"])]
+    again = run_cli("albums", "save", "Food without screenshots", "pizza", home=home)
+    assert again.returncode != 0 and "already an album" in again.stderr + again.stdout
+    new = tmp_path / "new"
+    new.mkdir()
+    shutil.copy(DATASET / "food" / "pizza_00200.jpg", new / "p.jpg")
+    with Photoscout.open(home) as own:
+        own.index([new])
+        with TestClient(create_app(own), base_url="http://127.0.0.1:8765") as client:
+            body = client.get("/api/v1/albums/Food without screenshots", params={"limit": 500}).json()
+            assert body["album"]["count"] == len(body["results"]) == saved["count"] + 1
+            assert str(new / "p.jpg") in {h["path"] for h in body["results"]}
+            made = client.post("/api/v1/albums", headers={"X-Photoscout-Request": "1"}, json={
+                "name": "Old animals", "query": "", "filters": {"category": ["animals"]}, "sort": "-date"})
+            assert made.status_code == 200, made.text
+            assert made.json()["count"] == sum("animals" in h.categories for h in own.browse(limit=500).hits)
+            bad = client.post("/api/v1/albums", headers={"X-Photoscout-Request": "1"}, json={"name": "x\x07"})
+            assert bad.status_code in (400, 422)
+            page = client.get("/albums")
+            assert page.status_code == 200 and "Old animals" in page.text
+            assert "Food without screenshots" in client.get("/albums/Food without screenshots").text
+            assert client.delete("/api/v1/albums/Old animals", headers={"X-Photoscout-Request": "1"}).json() == {
+                "deleted": "Old animals"}
+            assert client.get("/api/v1/albums/Old animals").status_code == 404
+            assert (new / "p.jpg").exists()

@@ -41,7 +41,9 @@ from photoscout.models.onnx_runtime import device_report
 from photoscout.registry import builtin, decisions, lifecycle, local
 from photoscout.registry.lifecycle import RegisteredModel
 from photoscout.rollout import actions, activation, promotion
+from photoscout.search import albums as album_store
 from photoscout.search import compare
+from photoscout.search.albums import Album
 from photoscout.search.engine import SearchEngine
 from photoscout.search.filters import Filters
 from photoscout.search.results import Hit, SearchResult
@@ -136,6 +138,38 @@ class Photoscout:
         id); one page of results (``offset``, ``limit``), best first or (``sort`` date, -date) the matches by date."""
         return self.engine.search(text, image=image, similar_to=similar_to, limit=limit, offset=offset,
                                   filters=filters, model_ref=model, sort=sort, widen=widen)
+
+    # -- smart albums ------------------------------------------------------------------------------------
+    def album_save(self, name: str, text: str | None, *, filters: Filters | None = None, sort: str = "date",
+                   replace: bool = False) -> dict[str, Any]:
+        """Save a search under a name (a smart album: it stays current); what it holds now."""
+        album = album_store.save(self.db, name, text, filters or Filters(), sort, replace=replace)
+        return {**album.as_dict(), "count": self._album_count(album)}
+
+    def albums(self) -> list[dict[str, Any]]:
+        """Every album with how many photos it holds now (None, with the reason, where it cannot be searched)."""
+        return [{**a.as_dict(), **self._album_count_or_error(a)} for a in album_store.all_albums(self.db)]
+
+    def album(self, name: str, *, limit: int = 40, offset: int = 0) -> tuple[dict[str, Any], SearchResult]:
+        """An album and a page of what it holds now."""
+        album = album_store.get(self.db, name)
+        result = self.engine.search(album.query or None, filters=album.filters, sort=album.sort, limit=limit,
+                                    offset=offset, only_matches=True)
+        return {**album.as_dict(), "count": result.matches}, result
+
+    def album_delete(self, name: str) -> None:
+        """Forget an album (its photos are untouched)."""
+        album_store.delete(self.db, name)
+
+    def _album_count(self, album: Album) -> int | None:
+        return self.engine.search(album.query or None, filters=album.filters, sort=album.sort, limit=1,
+                                  only_matches=True).matches
+
+    def _album_count_or_error(self, album: Album) -> dict[str, Any]:
+        try:
+            return {"count": self._album_count(album), "error": None}
+        except PhotoscoutError as exc:
+            return {"count": None, "error": str(exc)}
 
     def browse(self, *, folder: str | None = None, limit: int = 40, offset: int = 0) -> SearchResult:
         """The library in folder order (no query), in the shape of a search's page: every photo reachable."""

@@ -15,6 +15,7 @@ import typer
 
 from photoscout import __version__
 from photoscout.cli import common
+from photoscout.cli.albums import albums_app
 from photoscout.cli.classes import classes_app
 from photoscout.cli.database import db_app
 from photoscout.cli.evaluation import eval_app
@@ -69,6 +70,7 @@ app.add_typer(photos_app, name="photos")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(classes_app, name="classes")
+app.add_typer(albums_app, name="albums")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(eval_app, name="eval")
 app.command("worker")(worker_command)

@@ -72,13 +72,18 @@ class SearchEngine:
 
     def search(self, text_query: str | None = None, *, image: str | IO[bytes] | None = None,
                similar_to: int | None = None, limit: int = 20, offset: int = 0, filters: Filters | None = None,
-               model_ref: str | None = None, sort: str = "relevance", widen: int = 0) -> SearchResult:
+               model_ref: str | None = None, sort: str = "relevance", widen: int = 0,
+               only_matches: bool = False) -> SearchResult:
         """``text_query``, or photos like ``image`` (a file) or like the library's photo ``similar_to``; results
         ``offset`` to ``offset + limit`` of the ranking (a page). ``sort`` "date" (newest first) or "-date" (oldest
-        first) keeps only the matches (``matches.py``; ``widen`` lowers the cutoff a step at a time)."""
+        first) keeps only the matches (``matches.py``; ``widen`` lowers the cutoff a step at a time), as does
+        ``only_matches`` (a smart album) in any order, and counts them."""
         t0 = time.perf_counter()
         meaning = query.parse(text_query)
-        asked = meaning.text or meaning.printed or meaning.filters_only
+        # filters and nothing to rank by (``tag:holiday``, or only the filter parameters): listed by date
+        listing = meaning.filters_only or (not (meaning.text or meaning.printed) and image is None
+                                           and similar_to is None and filters is not None and filters.active)
+        asked = meaning.text or meaning.printed or listing
         if sum(map(bool, (asked, image, similar_to is not None))) != 1:
             raise InvalidParameter("give a text query, an image or a photo to search with (one of them)",
                                    "text", "image", "similar_to")
@@ -88,11 +93,12 @@ class SearchEngine:
         if not 0 <= widen <= matches.MAX_WIDEN:
             raise InvalidParameter(f"widen must be between 0 and {matches.MAX_WIDEN}", "widen")
         filters.check()
-        if meaning.filters_only:  # nothing to rank by: the photos that match, newest (or oldest) first
+        if listing:  # nothing to rank by: the photos that match, newest (or oldest) first
             with self.db.connection() as conn:
                 hits = text.listed(conn, filters, offset, limit, oldest_first=sort == "-date")
+                total = text.count_listed(conn, filters) if only_matches or sort != "relevance" else None
             return SearchResult(None, hits, {"total": round((time.perf_counter() - t0) * 1000, 2)}, True, offset,
-                                limit, sort)
+                                limit, sort, total)
         reg = self._model(model_ref)
         timings: dict[str, float] = {}
         if image:
@@ -113,13 +119,13 @@ class SearchEngine:
             scale = self.cutoffs.scale(conn, reg, vector)
             cutoff = {**cut, "z": z_cut, "widen": widen, "similarity": round(scale.similarity(z_cut), 4)}
             t1 = time.perf_counter()
-            if sort != "relevance":
+            if sort != "relevance" or only_matches:
                 key = (reg.id, meaning.text, image is None and similar_to is None, repr(filters), z_cut, sort,
                        similar_to)
                 found = None if image is not None else self._matched.get(key)
                 if found is None or time.monotonic() - found[0] > MATCHED_TTL:
                     rankings = self._all_matches(conn, reg, vector, meaning, filters, scale.similarity(z_cut))
-                    ordered = fusion.order(conn, rankings, by_date=sort)
+                    ordered = fusion.order(conn, rankings, by_date=None if sort == "relevance" else sort)
                     found = (time.monotonic(), rankings, ordered)
                     if image is None:
                         self._remember(key, found)

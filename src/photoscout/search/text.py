@@ -91,3 +91,10 @@ def listed(conn: Conn, filters: Filters, offset: int, limit: int, *, oldest_firs
                                                  f"tagged: {tags}" if tags else "") if w],
                 None, thumb, list(cats), taken.isoformat() if taken else None)
             for pid, path, thumb, cats, taken, rating, tags in rows]
+
+
+def count_listed(conn: Conn, filters: Filters) -> int:
+    """How many photos the filters let through (what ``listed`` pages through)."""
+    where, params = filters.sql(listing=True)
+    row = conn.execute(f"SELECT count(*) FROM photos p WHERE {where}", params).fetchone()
+    return int(row[0]) if row else 0

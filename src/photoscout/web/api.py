@@ -6,7 +6,7 @@ from __future__ import annotations
 from io import BytesIO
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Path, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -176,6 +176,45 @@ class Mark(BaseModel):
     query: str = Field(min_length=1, max_length=1000)
     photo_id: PhotoId
     relevant: bool | None = Field(description="true, false, or null to forget the mark")
+
+
+class NewAlbum(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="The album's name.")
+    query: str = Field("", max_length=1000, description="The search, as ``q`` takes it.")
+    filters: SearchFilters = Field(default_factory=lambda: SearchFilters.model_validate({}),
+                                   description="The search's filters.")
+    sort: Literal["relevance", "date", "-date"] = "date"
+    replace: bool = Field(False, description="Change an existing album of this name.")
+
+
+AlbumName = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+@router.get("/albums", tags=["albums"])
+def albums(ps: Core) -> list[dict[str, Any]]:
+    """Every smart album and how many photos it holds now."""
+    return ps.albums()
+
+
+@router.post("/albums", tags=["albums"])
+def save_album(ps: Core, body: NewAlbum) -> dict[str, Any]:
+    """Save a search as a smart album (409 when the name is taken and ``replace`` is not set)."""
+    return ps.album_save(body.name, body.query, filters=body.filters.filters(), sort=body.sort,
+                         replace=body.replace)
+
+
+@router.get("/albums/{name}", tags=["albums"])
+def album(request: Request, ps: Core, name: AlbumName, limit: Limit = 40, offset: Offset = 0) -> dict[str, Any]:
+    """What an album holds now: a page, its count and ``next``."""
+    found, result = ps.album(name, limit=limit, offset=offset)
+    return _with_next(request, {"album": found, **result.as_dict()})
+
+
+@router.delete("/albums/{name}", tags=["albums"])
+def delete_album(ps: Core, name: AlbumName) -> dict[str, Any]:
+    """Forget an album (its photos are not touched)."""
+    ps.album_delete(name)
+    return {"deleted": name}
 
 
 @router.post("/marks", tags=["evaluation"])

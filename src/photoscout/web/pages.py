@@ -11,9 +11,10 @@ import hmac
 from io import BytesIO
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -75,7 +76,7 @@ def _params(request: Request) -> dict[str, Any]:
 def _search_data(ps: Photoscout, params: dict[str, str], **extra: Any) -> dict[str, Any]:
     return {"params": params, "q": params.get("q", "").strip(), "facets": ps.facets(), "error": None,
             "result": None, "next_url": None, "widen_url": None, "sort_urls": {}, "marks": {}, "uploaded": None,
-            **extra}
+            "album": None, "album_search": None, **extra}
 
 
 def _page_of(data: dict[str, Any], result: SearchResult, params: dict[str, str]) -> None:
@@ -112,6 +113,30 @@ def search_page(request: Request) -> Response:
         else:
             result = ps.browse(folder=filters.paths[0] if filters.paths else None, limit=page, offset=offset)
         _page_of(data, result, params)
+        data["album_search"] = {"query": q, "filters": filters.params(), "sort": params.get("sort") or "date"}
+    except PhotoscoutError as exc:
+        data["error"] = str(exc)
+        return _respond(request, "search.html", {**data, **exc.details()}, exc.status)
+    return _respond(request, "search.html", data)
+
+
+@router.get("/albums", response_class=HTMLResponse)
+def albums_page(request: Request) -> Response:
+    """The smart albums, each with how many photos it holds now."""
+    return _respond(request, "albums.html", {"albums": _core(request).albums()})
+
+
+@router.get("/albums/{name}", response_class=HTMLResponse)
+def album_page(request: Request, name: Annotated[str, PathParam(min_length=1, max_length=100)]) -> Response:
+    """What an album holds now, in the search page's grid (more on scroll)."""
+    ps = _core(request)
+    data = _search_data(ps, {})
+    try:
+        offset = _number(request.query_params.get("offset"), "offset", 0)
+        album, result = ps.album(name, limit=PAGE, offset=offset)
+        data |= {"album": album, "q": album["query"], "result": result.as_dict()}
+        if result.next_offset is not None:
+            data["next_url"] = f"/albums/{quote(album['name'])}?" + urlencode({"offset": result.next_offset})
     except PhotoscoutError as exc:
         data["error"] = str(exc)
         return _respond(request, "search.html", {**data, **exc.details()}, exc.status)

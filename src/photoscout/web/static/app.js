@@ -177,6 +177,13 @@ document.addEventListener("submit", async (ev) => {
     const out = form.querySelector("output.verdict");
     try { await api("POST", "/api/v1/settings", body); out.textContent = "saved"; out.className = "verdict"; }
     catch (e) { out.textContent = e.message; out.className = "verdict refused"; }
+  } else if (form.classList.contains("album")) {
+    ev.preventDefault();
+    const body = { name: form.name.value, ...JSON.parse(form.dataset.search) };
+    try {
+      const saved = await api("POST", "/api/v1/albums", body);
+      location.href = "/albums/" + encodeURIComponent(saved.name);
+    } catch (e) { toast(e.message, true); }
   } else if (form.classList.contains("newjob")) {
     ev.preventDefault();
     const opt = form.model.selectedOptions[0];
@@ -184,6 +191,16 @@ document.addEventListener("submit", async (ev) => {
     if (form.sample_count.value) body.sample_count = Number(form.sample_count.value);
     try { await api("POST", "/api/v1/jobs", body); location.reload(); } catch (e) { toast(e.message, true); }
   }
+});
+
+// Albums: delete one
+document.addEventListener("click", async (ev) => {
+  const btn = ev.target.closest("button.delete-album");
+  if (!btn) return;
+  try {
+    await api("DELETE", "/api/v1/albums/" + encodeURIComponent(btn.dataset.album));
+    btn.closest("tr").remove();
+  } catch (e) { toast(e.message, true); }
 });
 
 // Jobs: progress, rate and ETA, live (polled each second until every job is over: the core's "finished", the
