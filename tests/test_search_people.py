@@ -176,3 +176,33 @@ def test_a_smart_album_stays_current_in_the_cli_the_api_and_the_page(home: Path,
                 "deleted": "Old animals"}
             assert client.get("/api/v1/albums/Old animals").status_code == 404
             assert (new / "p.jpg").exists()
+
+
+def test_marks_teach_a_search(core: Photoscout, home: Path) -> None:
+    """#29: three ✓ (vehicles) and two ✗ marks for a vague query, learned: the next search for its words (whatever
+    the punctuation) brings the vehicles nobody marked up among the first screen, and says why; forgetting it
+    gives the old ranking back. Before, nothing learned from marks."""
+    photos = core.browse(limit=500).hits
+    vehicles = [h.photo_id for h in photos if Path(h.path).parent.name == "vehicles"]
+    others = [h.photo_id for h in photos if Path(h.path).parent.name == "documents"]
+    assert len(vehicles) >= 5 and len(others) >= 2
+    before = [h.photo_id for h in core.search("a nice picture", limit=40).hits]
+    with pytest.raises(InvalidParameter, match="mark at least 2"):
+        core.learn("a nice picture")
+    for pid in vehicles[:3]:
+        core.mark("a nice picture", pid, True)
+    for pid in others[:2]:
+        core.mark("a nice picture", pid, False)
+    out = run_cli("eval", "learn", "a nice picture", "--json", home=home)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["relevant"] == 3
+    core.engine.clear_cache()
+    after = core.search("A nice picture!", limit=40).hits
+    unmarked = set(vehicles[3:])
+    rank_before = [before.index(p) for p in unmarked if p in before]
+    rank_after = [i for i, h in enumerate(after) if h.photo_id in unmarked]
+    assert max(rank_after) < 8 and sum(rank_after) < sum(rank_before or [40] * len(unmarked))
+    assert any(w.startswith("like the photos you marked") for h in after[:3] for w in h.why)
+    assert [r["query"] for r in core.learned_queries()] == ["a nice picture"]
+    core.forget_learned("a nice picture")
+    assert [h.photo_id for h in core.search("a nice picture", limit=40).hits] == before

@@ -42,7 +42,7 @@ from photoscout.registry import builtin, decisions, lifecycle, local
 from photoscout.registry.lifecycle import RegisteredModel
 from photoscout.rollout import actions, activation, promotion
 from photoscout.search import albums as album_store
-from photoscout.search import compare
+from photoscout.search import compare, learned
 from photoscout.search.albums import Album
 from photoscout.search.engine import SearchEngine
 from photoscout.search.filters import Filters
@@ -239,6 +239,22 @@ class Photoscout:
     def marks(self, query: str | None = None) -> Any:
         """The judgements for ``query`` (paths), or a line per marked query."""
         return marks.marks_for(self.settings, query) if query else marks.summary(self.settings)
+
+    def learn(self, query: str) -> dict[str, Any]:
+        """Make the query's marks a few-shot class of its words: the next search for them ranks by it too."""
+        judged = marks.marks_for(self.settings, query)
+        ids = {key: catalog.ids_for_paths(self.db, paths) for key, paths in judged.items()}
+        found = learned.learn(self.db, query, ids["relevant"], ids["not_relevant"])
+        self.engine.clear_cache()
+        return found
+
+    def forget_learned(self, query: str) -> None:
+        learned.forget(self.db, query)
+        self.engine.clear_cache()
+
+    def learned_queries(self) -> list[dict[str, Any]]:
+        """The queries taught by marks."""
+        return learned.known(self.db)
 
     # -- settings and the database ----------------------------------------------------------------------
     def config(self) -> dict[str, Any]:

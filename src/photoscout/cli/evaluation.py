@@ -144,3 +144,50 @@ def log_cmd(tail: Annotated[int, typer.Option("--tail", help="Only the last N en
         console.print("the decision log is empty")
         return
     typer.echo(text)
+
+
+@eval_app.command("mark")
+def mark_cmd(query: Annotated[str, typer.Argument(help="The search the photo was a result of.")],
+             photo: Annotated[int, typer.Argument(help="The photo's id.")],
+             not_relevant: Annotated[bool, typer.Option("--not-relevant", help="Mark it not relevant (✗).")] = False,
+             forget: Annotated[bool, typer.Option("--forget", help="Forget the mark.")] = False,
+             json_out: JsonOption = False) -> None:
+    """Mark a result relevant (✓) or not (✗) for a query, as the page's buttons do: the marks build your own
+    evaluation set (marked.toml) and can teach the search ('eval learn')."""
+    with core() as app:
+        result = app.mark(query, photo, None if forget else not not_relevant)
+    output(result, json_out, lambda: console.print(
+        f"{query!r}: {result['relevant']} relevant, {result['not_relevant']} not relevant", highlight=False))
+
+
+@eval_app.command("learn")
+def learn_cmd(query: Annotated[str, typer.Argument(help="A query with at least two results marked relevant.")],
+              forget: Annotated[bool, typer.Option("--forget", help="Forget what it taught instead.")] = False,
+              json_out: JsonOption = False) -> None:
+    """Make a query's marks a few-shot class of its words: the next search for them ranks the photos like the
+    ✓ ones (and unlike the ✗ ones) higher."""
+    with core() as app:
+        if forget:
+            app.forget_learned(query)
+            result: dict[str, Any] = {"forgotten": query}
+        else:
+            result = app.learn(query)
+    output(result, json_out, lambda: console.print(
+        f"forgot what {query!r} taught" if forget else
+        f"learned {query!r} from {result['relevant']} ✓ and {result['not_relevant']} ✗ ({result['model']})",
+        highlight=False))
+
+
+@eval_app.command("learned")
+def learned_cmd(json_out: JsonOption = False) -> None:
+    """The queries taught by marks."""
+    with core() as app:
+        rows = app.learned_queries()
+
+    def render() -> None:
+        table = Table("query", "✓", "✗", "model", "updated")
+        for r in rows:
+            table.add_row(r["query"], str(r["relevant"]), str(r["not_relevant"]), r["model"], r["updated_at"][:16])
+        console.print(table)
+
+    output(rows, json_out, render)

@@ -6,8 +6,10 @@ from __future__ import annotations
 # order that deletes children before parents. All but ``MODEL_LEVEL_TABLES`` also have a ``photo_id``: those rows
 # describe one photo. The scanner (a file's pixels changed), prune (a version goes) and disk accounting use this list.
 OUTPUT_TABLES = ("region_embeddings", "detections", "photo_embeddings", "photo_text_embeddings", "photo_analysis",
-                 "photo_text", "photo_captions", "photo_features", "fewshot_classes", "photo_model_runs")
-MODEL_LEVEL_TABLES = ("fewshot_classes",)  # a few-shot class belongs to the version that made its prototype
+                 "photo_text", "photo_captions", "photo_features", "fewshot_classes", "learned_queries",
+                 "photo_model_runs")
+# a few-shot class belongs to the version that made its prototype, a learned query to the one that made its direction
+MODEL_LEVEL_TABLES = ("fewshot_classes", "learned_queries")
 PHOTO_OUTPUT_TABLES = tuple(t for t in OUTPUT_TABLES if t not in MODEL_LEVEL_TABLES)
 
 

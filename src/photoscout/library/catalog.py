@@ -139,3 +139,12 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
             v = [_jsonable(x) if isinstance(x, dict) else x for x in v]
         out[k] = v
     return out
+
+
+def ids_for_paths(db: Database, paths: list[str]) -> list[int]:
+    """The readable photos at these paths (paths no longer in the library are left out)."""
+    if not paths:
+        return []
+    with db.connection() as conn:
+        return [int(r[0]) for r in conn.execute("SELECT id FROM photos WHERE path = ANY(%s) AND status = 'ok'",
+                                                (list(paths),))]

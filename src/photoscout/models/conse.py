@@ -87,6 +87,7 @@ class ConseEmbedder(EmbeddingModel):
             self.muse_map = np.load(self.artifact("muse_map")).astype(np.float32)
             self.agree = (float(multilingual["agree_low"]), float(multilingual["agree_high"]))
             self.reading = multilingual.get("reading")
+            self._readings: dict[str, str | None] = {}  # the latest queries' readings (insertion order)
             if self.reading:  # v4.1: English words the query is read as (both encoders' vectors of each)
                 with np.load(self.artifact("muse_readings")) as found:
                     self.phrases = [str(p) for p in found["phrases"]]
@@ -139,7 +140,16 @@ class ConseEmbedder(EmbeddingModel):
             read = l2_normalize(np.einsum("nk,nkd->nd", weights, self.phrases_minilm[top]))
             share = float(self.reading["share"])
             mapped = l2_normalize(share * read + (1.0 - share) * mapped)
+            self._remember_readings(texts, own, muse, top)  # the search asks for them next (no second encoding)
         return l2_normalize(own * vectors + (1.0 - own) * mapped).astype(np.float32)
+
+    def _remember_readings(self, texts: list[str], own: np.ndarray, muse: np.ndarray, top: np.ndarray) -> None:
+        assert self.reading is not None
+        best = (muse * self.phrases_muse[top[:, 0]]).sum(axis=1)
+        for text, o, t, b in zip(texts, own, top, best, strict=True):
+            self._readings[text] = self.phrases[t[0]] if o[0] < 1.0 and b >= float(self.reading["min"]) else None
+        while len(self._readings) > 1000:
+            self._readings.pop(next(iter(self._readings)))
 
     def _agreement(self, texts: list[str], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """How far MiniLM's own reading is kept (1: English), the multilingual vectors, and them carried over."""
@@ -164,11 +174,11 @@ class ConseEmbedder(EmbeddingModel):
         when they are near enough (cosine >= ``reading.min``)."""
         if self.muse is None or not self.reading or not texts:
             return [None] * len(texts)
-        own, muse, _mapped = self._agreement(texts, self.text.encode(texts))
-        top, _weights = self._nearest_phrases(muse)
-        best = (muse * self.phrases_muse[top[:, 0]]).sum(axis=1)
-        return [self.phrases[t[0]] if o[0] < 1.0 and b >= float(self.reading["min"]) else None
-                for o, t, b in zip(own, top, best, strict=True)]
+        unread = [t for t in dict.fromkeys(texts) if t not in self._readings]
+        if unread:
+            own, muse, _mapped = self._agreement(unread, self.text.encode(unread))
+            self._remember_readings(unread, own, muse, self._nearest_phrases(muse)[0])
+        return [self._readings.get(t) for t in texts]
 
     def _embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._with_classes(self.query_space(texts))

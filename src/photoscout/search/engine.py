@@ -28,7 +28,7 @@ from photoscout.database import Database, indexes
 from photoscout.models.base import EmbeddingModel
 from photoscout.models.cache import ModelCache
 from photoscout.registry import lifecycle
-from photoscout.search import fusion, matches, query, text
+from photoscout.search import fusion, learned, matches, query, text
 from photoscout.search.filters import Filters
 from photoscout.search.nearest import ESTIMATE_TTL, Conn, Neighbours
 from photoscout.search.results import MAX_MATCHES, Hit, SearchResult, check_page, check_sort
@@ -156,6 +156,7 @@ class SearchEngine:
                 rankings.ocr = text.ocr_matches(conn, meaning, filters, pool)
                 rankings.meaning = text.meaning_matches(conn, reg, vector, filters, pool)
                 rankings.keywords = text.keyword_matches(conn, meaning, filters, pool)
+                rankings.learned = learned.ranking(conn, meaning.text, filters, pool)
                 timings["ocr"] = (time.perf_counter() - t2) * 1000
             t3 = time.perf_counter()
             if meaning.text:  # the first screen's look, over every candidate of the rankings

@@ -15,6 +15,7 @@ from photoscout.search.results import Hit
 
 RRF_K = 60
 FEEDBACK_K = 10  # the first screen's photos whose mean features rank the candidates again (pseudo-relevance feedback)
+LEARNED_WEIGHT = 2.0  # the photos like those a user marked for the query (search/learned.py): they taught it
 OCR_WEIGHT = 0.5  # OCR text matches count half a vector rank (a receipt that says "pizza" is not a pizza)
 LEADING_OCR_WEIGHT = 2.0  # ... and double where printed words define the query (a receipt, quoted words)
 TEXT_MEANING_MIN = 0.3  # the embedded OCR text counts only when it is this close to the query
@@ -31,6 +32,7 @@ class Rankings:
     meaning: list[tuple[int, float]] = field(default_factory=list)
     feedback: list[tuple[int, float]] = field(default_factory=list)
     keywords: list[tuple[int, str]] = field(default_factory=list)  # XMP keywords and titles with the query's words
+    learned: list[tuple[int, float]] = field(default_factory=list)  # like the photos marked for the query
     ocr_weight: float = OCR_WEIGHT
 
     def _lists(self) -> list[tuple[list[Any], float, Any]]:
@@ -43,6 +45,7 @@ class Rankings:
             (self.ocr, self.ocr_weight, lambda snippet: f"text in photo: {snippet}"),
             (self.feedback, 1.0, lambda sim: f"looks like the best matches ({sim:.2f})"),
             (self.keywords, 1.0, lambda words: f"tagged: {words}"),
+            (self.learned, LEARNED_WEIGHT, lambda sim: f"like the photos you marked for this search ({sim:.2f})"),
         ]
 
     def scores(self) -> dict[int, float]:

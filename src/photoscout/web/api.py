@@ -223,6 +223,29 @@ def mark(ps: Core, body: Mark) -> dict[str, Any]:
     return ps.mark(body.query, body.photo_id, body.relevant)
 
 
+class Learn(BaseModel):
+    query: str = Field(min_length=1, max_length=1000, description="A query with results marked relevant.")
+
+
+@router.post("/learned", tags=["evaluation"])
+def learn(ps: Core, body: Learn) -> dict[str, Any]:
+    """Make a query's marks a few-shot class of its words: the next search for them ranks by it too."""
+    return ps.learn(body.query)
+
+
+@router.get("/learned", tags=["evaluation"])
+def learned(ps: Core) -> list[dict[str, Any]]:
+    """The queries taught by marks."""
+    return ps.learned_queries()
+
+
+@router.delete("/learned", tags=["evaluation"])
+def forget_learned(ps: Core, q: Annotated[str, Query(min_length=1, max_length=1000)]) -> dict[str, Any]:
+    """Forget what a query's marks taught (the marks stay)."""
+    ps.forget_learned(q)
+    return {"forgotten": q}
+
+
 @router.get("/marks", tags=["evaluation"])
 def marks(ps: Core, q: Annotated[str | None, Query(max_length=1000)] = None) -> Any:
     return ps.marks(q or None)

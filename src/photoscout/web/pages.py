@@ -76,7 +76,7 @@ def _params(request: Request) -> dict[str, Any]:
 def _search_data(ps: Photoscout, params: dict[str, str], **extra: Any) -> dict[str, Any]:
     return {"params": params, "q": params.get("q", "").strip(), "facets": ps.facets(), "error": None,
             "result": None, "next_url": None, "widen_url": None, "sort_urls": {}, "marks": {}, "uploaded": None,
-            "album": None, "album_search": None, **extra}
+            "album": None, "album_search": None, "teach": None, **extra}
 
 
 def _page_of(data: dict[str, Any], result: SearchResult, params: dict[str, str]) -> None:
@@ -110,6 +110,9 @@ def search_page(request: Request) -> Response:
                 judged = ps.marks(q)
                 data["marks"] = {**{p: "relevant" for p in judged["relevant"]},
                                  **{p: "not_relevant" for p in judged["not_relevant"]}}
+                data["teach"] = {"relevant": len(judged["relevant"]), "not_relevant": len(judged["not_relevant"]),
+                                 "learned": any(w.startswith("like the photos you marked")
+                                                for h in result.hits for w in h.why)}
         else:
             result = ps.browse(folder=filters.paths[0] if filters.paths else None, limit=page, offset=offset)
         _page_of(data, result, params)

@@ -177,6 +177,13 @@ document.addEventListener("submit", async (ev) => {
     const out = form.querySelector("output.verdict");
     try { await api("POST", "/api/v1/settings", body); out.textContent = "saved"; out.className = "verdict"; }
     catch (e) { out.textContent = e.message; out.className = "verdict refused"; }
+  } else if (form.classList.contains("learn")) {
+    ev.preventDefault();
+    try {
+      const data = await api("POST", "/api/v1/learned", { query: form.dataset.query });
+      toast("learned from " + data.relevant + " ✓ and " + data.not_relevant + " ✗");
+      location.reload();
+    } catch (e) { toast(e.message, true); }
   } else if (form.classList.contains("album")) {
     ev.preventDefault();
     const body = { name: form.name.value, ...JSON.parse(form.dataset.search) };
