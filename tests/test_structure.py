@@ -173,10 +173,11 @@ def test_job_states_and_kinds_are_defined_once() -> None:
 
 
 def test_the_page_cap_is_one_constant() -> None:
-    """``search.results.MAX_RESULTS`` is the page cap; no face writes it (or the last offset) as a number."""
-    from photoscout.search.results import MAX_RESULTS
+    """``search.results`` holds the paging bounds (``MAX_PAGE``, ``MAX_OFFSET``, ``MAX_MATCHES``); no face writes
+    them as numbers."""
+    from photoscout.search.results import MAX_MATCHES, MAX_OFFSET, MAX_PAGE
 
-    cap = {MAX_RESULTS, MAX_RESULTS - 1}
+    cap = {MAX_PAGE, MAX_OFFSET, MAX_MATCHES}
 
     def limits(tree: ast.AST) -> Iterator[ast.expr]:
         """Numbers used as bounds: keyword values (``le=``), compared, computed with, assigned."""
@@ -195,7 +196,7 @@ def test_the_page_cap_is_one_constant() -> None:
              if isinstance(n, ast.Constant) and type(n.value) is int and n.value in cap]
     wrong += [f"{path.relative_to(SRC.parent)}: {number}" for path in PAGE_FILES
               for number in re.findall(r"\b\d+\b", path.read_text(encoding="utf-8")) if int(number) in cap]
-    assert not wrong, "the page cap written as a number (use MAX_RESULTS):\n" + "\n".join(wrong)
+    assert not wrong, "a paging bound written as a number (use search.results):\n" + "\n".join(wrong)
 
 
 def test_filters_and_dates_are_parsed_in_one_place() -> None:

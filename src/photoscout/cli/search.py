@@ -117,4 +117,5 @@ def _pages(ask: Callable[[int, int], dict[str, Any]], wanted: int | None) -> dic
         answer["next_offset"] = page["next_offset"]
         answer["timings_ms"] = {"total": answer["timings_ms"]["total"] + page["timings_ms"]["total"]}
     answer["limit"] = len(answer["results"])
+    answer.pop("next", None)  # the API's URL of its next page: the CLI says where the next page starts
     return answer

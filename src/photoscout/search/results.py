@@ -76,5 +76,6 @@ class SearchResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"model": self.model, "exact": self.exact, "timings_ms": self.timings_ms, "offset": self.offset,
-                "limit": self.limit, "sort": self.sort, "matches": self.matches, "cutoff": self.cutoff,
+                "limit": self.limit, "sort": self.sort, "matches": self.matches,
+                "more_matches": self.matches is not None and self.matches >= MAX_MATCHES, "cutoff": self.cutoff,
                 "next_offset": self.next_offset, "results": [h.as_dict() for h in self.hits]}

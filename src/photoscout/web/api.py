@@ -471,7 +471,7 @@ def confirm_missing(ps: Core, body: ConfirmMissing) -> dict[str, Any]:
 
 class ServiceSettings(BaseModel):
     watch: bool | None = None
-    rescan_minutes: float | None = Field(None, ge=0, le=100000)
+    rescan_minutes: float | None = Field(None, ge=0, le=525_600)  # a year
     full_scan_at: str | None = Field(None, max_length=5)
     quiet_hours: str | None = Field(None, max_length=11)
     threads: int | None = Field(None, ge=0, le=1024)

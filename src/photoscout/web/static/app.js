@@ -32,7 +32,8 @@ function basename(p) { return p.split("/").pop(); }
 
 function card(hit, q, rank) {
   const fig = document.createElement("figure");
-  fig.className = hit.match === false ? "card weak" : "card";  // below the cutoff: shown fainter
+  fig.className = "card";
+  if (hit.match === false) fig.dataset.match = "false";  // below the cutoff: shown fainter
   fig.dataset.photo = hit.photo_id;
   fig.dataset.path = hit.path;
   const a = document.createElement("a");
