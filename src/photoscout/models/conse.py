@@ -80,10 +80,9 @@ class ConseEmbedder(EmbeddingModel):
         self.cnn = EfficientNetRunner(self.artifact("image_model"), self.runtime)
         self.text = MiniLMTextEncoder(self.artifact("text_model"), self.artifact("tokenizer"), self.runtime)
         multilingual = self.spec.config.get("multilingual")
-        self.muse: MultilingualTextEncoder | None = None
+        self._muse: MultilingualTextEncoder | None = None
+        self.multilingual = bool(multilingual)
         if multilingual:  # v4: a query in any of sixteen languages, carried into MiniLM's space
-            self.muse = MultilingualTextEncoder(self.artifact("muse_weights"), self.artifact("muse_vocabulary"),
-                                                self.runtime)
             self.muse_map = np.load(self.artifact("muse_map")).astype(np.float32)
             self.agree = (float(multilingual["agree_low"]), float(multilingual["agree_high"]))
             self.reading = multilingual.get("reading")
@@ -102,6 +101,14 @@ class ConseEmbedder(EmbeddingModel):
         self.share = float(space["share"]) if space else None
         self.temperature = float(space["temperature"]) if space else 1.0
         self.entropy_scale = float(space.get("entropy_scale", 0.0)) if space else 0.0
+
+    @property
+    def muse(self) -> MultilingualTextEncoder | None:
+        """The multilingual encoder (v4), loaded on the first query: embedding jobs never need it."""
+        if self.multilingual and self._muse is None:
+            self._muse = MultilingualTextEncoder(self.artifact("muse_weights"), self.artifact("muse_vocabulary"),
+                                                 self.runtime)
+        return self._muse
 
     def _analyze_images(self, images: list[Image.Image]) -> tuple[np.ndarray, list[ImageAnalysis]]:
         _features, probs = self.cnn.run(images)
@@ -132,7 +139,7 @@ class ConseEmbedder(EmbeddingModel):
         with MiniLM's own vectors of the English words nearest the query in the multilingual space ("Erdbeeren":
         strawberry)."""
         vectors = self.text.encode(texts)
-        if self.muse is None or not len(texts):
+        if not self.multilingual or not len(texts):
             return vectors
         own, muse, mapped = self._agreement(texts, vectors)
         if self.reading:
@@ -153,8 +160,9 @@ class ConseEmbedder(EmbeddingModel):
 
     def _agreement(self, texts: list[str], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """How far MiniLM's own reading is kept (1: English), the multilingual vectors, and them carried over."""
-        assert self.muse is not None
-        muse = self.muse.encode(texts)
+        encoder = self.muse
+        assert encoder is not None
+        muse = encoder.encode(texts)
         mapped = l2_normalize(muse @ self.muse_map)
         agreement = (vectors * mapped).sum(axis=1, keepdims=True)
         low, high = self.agree
@@ -172,7 +180,7 @@ class ConseEmbedder(EmbeddingModel):
     def _read_queries(self, texts: list[str]) -> list[str | None]:
         """The English words nearest a query that is not English (MiniLM and the multilingual encoder disagree)
         when they are near enough (cosine >= ``reading.min``)."""
-        if self.muse is None or not self.reading or not texts:
+        if not self.multilingual or not self.reading or not texts:
             return [None] * len(texts)
         unread = [t for t in dict.fromkeys(texts) if t not in self._readings]
         if unread:
