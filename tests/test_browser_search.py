@@ -34,13 +34,13 @@ def _add_copies(home: Path) -> int:
         conn.execute(
             f"INSERT INTO photos ({listed}, path, path_raw) SELECT {listed}, '/copies/' || g || '/' || id || '.jpg', "
             f"convert_to('/copies/' || g || '/' || id || '.jpg', 'UTF8') FROM photos, generate_series(1, %s) g "
-            f"WHERE status = 'ok' AND media_kind = 'photo'", (COPIES,))
+            f"WHERE status = 'ok' AND media_kind = 'image'", (COPIES,))
         conn.execute(
             "INSERT INTO photo_embeddings (photo_id, model_id, embedding_model, embedding_version, embedding, "
             "embedding_half) SELECT c.id, e.model_id, e.embedding_model, e.embedding_version, e.embedding, "
             "e.embedding_half FROM photos c JOIN photos o ON c.path LIKE '/copies/%%/' || o.id || '.jpg' "
             "JOIN photo_embeddings e ON e.photo_id = o.id")
-        row = conn.execute("SELECT count(*) FROM photos WHERE status = 'ok' AND media_kind = 'photo'").fetchone()
+        row = conn.execute("SELECT count(*) FROM photos WHERE status = 'ok' AND media_kind = 'image'").fetchone()
     assert row is not None
     return int(row[0])
 

@@ -35,6 +35,7 @@ from photoscout.search.results import MAX_MATCHES, Hit, SearchResult, check_page
 
 MATCHED_TTL = 30.0  # seconds the matches of a search sorted by date are paged from memory (then gathered again)
 MATCHED_KEPT = 32  # such searches kept
+RANKED_TTL = 600.0  # seconds a relevance ranking's page order is kept for its next pages (scrolling)
 
 __all__ = ["Hit", "SearchEngine", "SearchResult"]
 
@@ -52,6 +53,7 @@ class SearchEngine:
         self.cutoffs = matches.Cutoffs()
         self._readings: dict[tuple[int, str], str | None] = {}
         self._matched: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._ranked: OrderedDict[tuple[Any, ...], tuple[float, list[int]]] = OrderedDict()
 
     def clear_cache(self) -> None:
         """Forget cached query embeddings and matches (an evaluation measures latency with the query embedding
@@ -60,7 +62,8 @@ class SearchEngine:
         self.neighbours.clear()
         self._has_rows.clear()
         self._readings.clear()
-        self._matched.clear()  # the library samples and cutoffs stay: a query's cost is measured, not theirs
+        self._matched.clear()
+        self._ranked.clear()  # the library samples and cutoffs stay: a query's cost is measured, not theirs
 
     def warm_up(self, model_ref: str | None = None) -> None:
         """Load the model and run one query so the first real search is fast."""
@@ -136,6 +139,7 @@ class SearchEngine:
                 return SearchResult(reg.ref, hits, {k: round(v, 2) for k, v in timings.items()}, True, offset,
                                     limit, sort, len(ids), cutoff)
             pool = max(depth * 3, 30)  # candidates per ranking before fusion
+            key_of_ranking = (reg.id, meaning.text, repr(filters), similar_to, z_cut)
             rankings = fusion.Rankings(
                 ocr_weight=fusion.LEADING_OCR_WEIGHT if meaning.printed_leads else fusion.OCR_WEIGHT)
             rankings.vector, exact = self.neighbours.nearest(conn, reg, vector, filters, pool)
@@ -163,8 +167,11 @@ class SearchEngine:
                 rankings.feedback = fusion.feedback(conn, *rankings.first_screen())
             evidence = rankings.evidence()
             s_cut = scale.similarity(z_cut)
-            hits = fusion.page(conn, reg, rankings, skip=offset, limit=depth,
-                               matched=lambda pid, sim: pid in evidence or (sim is not None and sim >= s_cut))
+            ids, scores, best_frame = fusion.order(conn, rankings)
+            if image is None:  # pages of one ranking stay one ranking: no result twice, none skipped
+                ids = self._paged(key_of_ranking, ids, fresh=offset == 0)
+            hits = fusion.hits(conn, reg, rankings, ids[offset:depth], scores, best_frame,
+                               lambda pid, sim: pid in evidence or (sim is not None and sim >= s_cut))
             timings["fuse"] = (time.perf_counter() - t3) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return SearchResult(reg.ref, hits, {k: round(v, 2) for k, v in timings.items()}, exact, offset, limit,
@@ -202,6 +209,19 @@ class SearchEngine:
             found = self._all_matches(conn, reg, vector, meaning, Filters().with_query(meaning),
                                       scale.similarity(0.0))
         return {pid: scale.z(sim) for pid, sim in found.vector}, found.evidence()
+
+    def _paged(self, key: tuple[Any, ...], ids: list[int], *, fresh: bool) -> list[int]:
+        """The order of a ranking's pages: a first page starts it; a later page keeps the order already given and
+        adds the rest of this (deeper, so slightly different) fusion after it. Kept ``RANKED_TTL`` seconds."""
+        found = self._ranked.get(key)
+        if not fresh and found is not None and time.monotonic() - found[0] < RANKED_TTL:
+            given = set(found[1])
+            ids = [*found[1], *(p for p in ids if p not in given)]
+        self._ranked[key] = (time.monotonic(), ids)
+        self._ranked.move_to_end(key)
+        while len(self._ranked) > MATCHED_KEPT:
+            self._ranked.popitem(last=False)
+        return ids
 
     def _remember(self, key: tuple[Any, ...], found: Any) -> None:
         self._matched[key] = found

@@ -109,14 +109,6 @@ def order(conn: Conn, rankings: Rankings, *, by_date: str | None = None
     return [int(r[0]) for r in rows], scores, best_frame
 
 
-def page(conn: Conn, reg: lifecycle.RegisteredModel, rankings: Rankings, *, skip: int, limit: int,
-         matched: Callable[[int, float | None], bool] | None = None) -> list[Hit]:
-    """The fused ranking's photos ``skip`` to ``limit``, with their paths, categories and reasons. A video's frames
-    are folded into the video: it ranks by its best frame, says at which second, and shows that frame."""
-    ids, scores, best_frame = order(conn, rankings)
-    return hits(conn, reg, rankings, ids[skip:limit], scores, best_frame, matched)
-
-
 def hits(conn: Conn, reg: lifecycle.RegisteredModel, rankings: Rankings, top: list[int], scores: dict[int, float],
          best_frame: dict[int, tuple[int, float, float]],
          matched: Callable[[int, float | None], bool] | None = None) -> list[Hit]:
@@ -144,7 +136,7 @@ def hits(conn: Conn, reg: lifecycle.RegisteredModel, rankings: Rankings, top: li
         if seen["labels"]:
             reasons.append("looks like " + ", ".join(lbl for lbl, _p in seen["labels"][:3]))
         sim = sims.get(shown_as[pid])
-        found.append(Hit(pid, r["path"], round(scores[pid], 5), reasons, sim, seen["thumbnail"],
+        found.append(Hit(pid, r["path"], round(scores.get(pid, 0.0), 5), reasons, sim, seen["thumbnail"],
                          list(seen["categories"]), r["taken_at"].isoformat() if r["taken_at"] else None, at,
                          matched(shown_as[pid], sim) if matched else None))
     return found
