@@ -68,8 +68,10 @@ class SearchEngine:
     def warm_up(self, model_ref: str | None = None) -> None:
         """Load the model and run one query so the first real search is fast."""
         model = self._model(model_ref)
-        self._text_vector(model, "photo")
+        vector = self._text_vector(model, "photo")
         with self.db.connection() as conn:  # the estimates a query naming a category asks for
+            self.cutoffs.scale(conn, model, vector)  # the library sample what matches is read against
+            self.cutoffs.calibrated(conn, model)
             for cat in query.CATEGORY_WORDS:
                 self.neighbours.estimate(conn, *Filters(categories=(cat,)).sql())
 

@@ -147,7 +147,10 @@ class Filters:
 
         where: list[str] = [listed() if listing else shown()]
         params: list[Any] = []
-        if self.categories:
+        if len(self.categories) == 1:  # containment: what the planner estimates best for one category
+            where.append("p.categories @> ARRAY[%s]::text[]")
+            params.append(self.categories[0])
+        elif self.categories:
             where.append("p.categories && %s::text[]")
             params.append(list(self.categories))
         if self.not_categories:

@@ -70,8 +70,9 @@ class Cutoffs:
         expr, _opclass = indexes.column(reg)
         row = conn.execute("SELECT count(*) FROM photo_embeddings WHERE model_id = %s", (reg.id,)).fetchone()
         count = int(row[0]) if row else 0
-        share = min(100.0, 100.0 * SAMPLE * 1.5 / max(count, 1))  # a Bernoulli sample of about SAMPLE rows
-        rows = conn.execute(f"SELECT ({expr})::vector FROM photo_embeddings e TABLESAMPLE BERNOULLI (%s) "
+        # a sample of about SAMPLE rows, whole pages at a time (reads only those pages: 100k photos in milliseconds)
+        share = min(100.0, 100.0 * SAMPLE * 2 / max(count, 1))
+        rows = conn.execute(f"SELECT ({expr})::vector FROM photo_embeddings e TABLESAMPLE SYSTEM (%s) "
                             f"REPEATABLE (29) WHERE e.model_id = %s LIMIT %s", (share, reg.id, SAMPLE)).fetchall()
         sample = np.asarray([np.asarray(r[0].to_numpy() if hasattr(r[0], "to_numpy") else r[0], np.float32)
                              for r in rows], np.float32)
