@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,17 +31,26 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's ch
 def server(library_template: tuple[Path, str], pg_server: EmbeddedServer,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     home = clone_library(library_template, pg_server, Path(tmp_path_factory.mktemp("browser")))
+    with serving(home) as url:
+        yield url, home
+
+
+@contextmanager
+def serving(home: Path) -> Iterator[str]:
+    """``photoscout serve`` of ``home`` on a free port, until the block ends; its URL."""
     port = _free_port()
     proc = subprocess.Popen([PHOTOSCOUT, "serve", "--port", str(port)], env={**os.environ, "PHOTOSCOUT_HOME":
                             str(home)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while not (home / "data" / "server.json").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"photoscout serve did not start: {proc.stdout.read() if proc.stdout else ''}")
-        time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}", home
-    proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        deadline = time.monotonic() + 120
+        while not (home / "data" / "server.json").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"photoscout serve did not start: {proc.stdout.read() if proc.stdout else ''}")
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ real one plus copies of its rows (same vectors and thumbnails, paths outside eve
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +12,8 @@ import psycopg
 import pytest
 
 from photoscout.database.embedded import EmbeddedServer
-from tests.conftest import PHOTOSCOUT, _free_port, clone_library
-from tests.test_browser import ARTIFACTS, CHROMIUM
+from tests.conftest import clone_library
+from tests.test_browser import ARTIFACTS, CHROMIUM, serving
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed "
                                 "(scripts/test.sh installs it)")
@@ -50,17 +47,8 @@ def server(library_template: tuple[Path, str], pg_server: EmbeddedServer,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, int]]:
     home = clone_library(library_template, pg_server, Path(tmp_path_factory.mktemp("browser-search")))
     photos = _add_copies(home)
-    port = _free_port()
-    proc = subprocess.Popen([PHOTOSCOUT, "serve", "--port", str(port)], env={**os.environ, "PHOTOSCOUT_HOME":
-                            str(home)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while not (home / "data" / "server.json").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"photoscout serve did not start: {proc.stdout.read() if proc.stdout else ''}")
-        time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}", home, photos
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving(home) as url:
+        yield url, home, photos
 
 
 @pytest.fixture

@@ -54,6 +54,7 @@ class SearchEngine:
         self._readings: dict[tuple[int, str], str | None] = {}
         self._matched: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._ranked: OrderedDict[tuple[Any, ...], tuple[float, list[int]]] = OrderedDict()
+        self._learned: tuple[float, set[str]] | None = None
 
     def clear_cache(self) -> None:
         """Forget cached query embeddings and matches (an evaluation measures latency with the query embedding
@@ -63,7 +64,8 @@ class SearchEngine:
         self._has_rows.clear()
         self._readings.clear()
         self._matched.clear()
-        self._ranked.clear()  # the library samples and cutoffs stay: a query's cost is measured, not theirs
+        self._ranked.clear()
+        self._learned = None  # the library samples and cutoffs stay: a query's cost is measured, not theirs
 
     def warm_up(self, model_ref: str | None = None) -> None:
         """Load the model and run one query so the first real search is fast."""
@@ -162,7 +164,8 @@ class SearchEngine:
                 rankings.ocr = text.ocr_matches(conn, meaning, filters, pool)
                 rankings.meaning = text.meaning_matches(conn, reg, vector, filters, pool)
                 rankings.keywords = text.keyword_matches(conn, meaning, filters, pool)
-                rankings.learned = learned.ranking(conn, meaning.text, filters, pool)
+                if learned.key(meaning.text) in self._learned_keys(conn):
+                    rankings.learned = learned.ranking(conn, meaning.text, filters, pool)
                 timings["ocr"] = (time.perf_counter() - t2) * 1000
             t3 = time.perf_counter()
             if meaning.text:  # the first screen's look, over every candidate of the rankings
@@ -211,6 +214,12 @@ class SearchEngine:
             found = self._all_matches(conn, reg, vector, meaning, Filters().with_query(meaning),
                                       scale.similarity(0.0))
         return {pid: scale.z(sim) for pid, sim in found.vector}, found.evidence()
+
+    def _learned_keys(self, conn: Conn) -> set[str]:
+        """The learned queries, re-read every ``ESTIMATE_TTL`` seconds (at once after ``clear_cache``)."""
+        if self._learned is None or time.monotonic() - self._learned[0] > ESTIMATE_TTL:
+            self._learned = (time.monotonic(), learned.keys(conn))
+        return self._learned[1]
 
     def _paged(self, key: tuple[Any, ...], ids: list[int], *, fresh: bool) -> list[int]:
         """The order of a ranking's pages: a first page starts it; a later page keeps the order already given and

@@ -80,6 +80,14 @@ def known(db: Database) -> list[dict[str, Any]]:
             for q, ref, pos, neg, at in rows]
 
 
+def keys(conn: Conn) -> set[str]:
+    """The queries learned with the active few-shot model (the engine remembers them, so a search for any other
+    query asks the database nothing more)."""
+    return {r[0] for r in conn.execute(
+        "SELECT q.query_key FROM learned_queries q JOIN model_registry m ON m.id = q.model_id "
+        "AND m.status = 'active'")}
+
+
 def ranking(conn: Conn, text: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
     """The photos most like the query's marked ✓ photos (and least like its ✗ ones), if the query was learned with
     the active few-shot model; none otherwise. An exact scan of the photos' features."""
