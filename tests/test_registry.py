@@ -49,6 +49,28 @@ def test_tiny_siglip_register_verify_embed(db: Database, settings: Settings, tin
     assert abs(sum(analyses[0].category_scores.values()) - 1) < 1e-4
 
 
+def test_category_prompts_embedded_once_per_model(db: Database, settings: Settings, tiny_siglip: Path) -> None:
+    """A job's every batch asks for the zero-shot categories: the prompts' text vectors are computed once, not per
+    batch (with a full-size text tower they cost as much as the batch's photos: issue #30)."""
+    model, _ = local.register_folder(db, settings, ref="tiny-siglip@v0.2.0", source_dir=tiny_siglip,
+                                     type_="embedding", backend="hf-image-text")
+    embedder = factory.create(model.spec(settings), RuntimeOptions(threads=2, batch_size=4))
+    assert isinstance(embedder, EmbeddingModel)
+    calls: list[int] = []
+    real = embedder._embed_texts
+
+    def counted(texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        return real(texts)
+
+    embedder._embed_texts = counted  # type: ignore[method-assign]
+    first = embedder.analyze_images(_photos())[1]
+    after_first = len(calls)
+    second = embedder.analyze_images(_photos())[1]
+    assert after_first > 0 and len(calls) == after_first  # the second batch embedded no prompt again
+    assert first[0].category_scores == pytest.approx(second[0].category_scores)
+
+
 def test_hub_detector_and_captioner_backends(db: Database, settings: Settings, tmp_path: Path) -> None:
     owl, _ = local.register_folder(db, settings, ref="tiny-owlvit@v0.1.0",
                                    source_dir=build_tiny_owlvit(tmp_path / "owl"), type_="detector",

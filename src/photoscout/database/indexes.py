@@ -29,6 +29,7 @@ from photoscout.database import Database
 
 log = logging.getLogger(__name__)
 MIN_PROBES = 10
+RULE = "lists = sqrt(rows); probes = lists / 8, at least 10"  # recorded with each index (its comment)
 
 
 class Version(Protocol):
@@ -77,8 +78,9 @@ def probes_for(lists: int) -> int:
     return min(lists, max(MIN_PROBES, lists // 8))
 
 
-def info(db: Database, model: Version) -> dict[str, int] | None:
-    """``{"rows", "lists", "probes"}`` of a valid index, None when there is none."""
+def info(db: Database, model: Version) -> dict[str, Any] | None:
+    """What a valid index was built with (``{"rows", "lists", "probes", "rule"}``, as recorded in its comment when
+    it was built), None when there is none."""
     with db.connection() as conn:
         row = conn.execute("SELECT i.indisvalid, obj_description(c.oid, 'pg_class') FROM pg_index i "
                            "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
@@ -87,7 +89,9 @@ def info(db: Database, model: Version) -> dict[str, int] | None:
         return None
     try:
         data = json.loads(row[1] or "{}")
-        return {"rows": int(data["rows"]), "lists": int(data["lists"]), "probes": probes_for(int(data["lists"]))}
+        lists = int(data["lists"])
+        return {"rows": int(data["rows"]), "lists": lists, "probes": int(data.get("probes") or probes_for(lists)),
+                "rule": str(data.get("rule", ""))}
     except (ValueError, KeyError, TypeError):
         return {"rows": 0, "lists": 1, "probes": 1}
 
@@ -119,7 +123,8 @@ def ensure(db: Database, model: Version) -> bool:
         conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")  # the old one served searches until now
         conn.execute(f"ALTER INDEX {tmp} RENAME TO {name}")
         conn.execute(sql.SQL("COMMENT ON INDEX {} IS {}").format(
-            sql.Identifier(name), sql.Literal(json.dumps({"rows": rows, "lists": lists}))))
+            sql.Identifier(name), sql.Literal(json.dumps({"rows": rows, "lists": lists, "probes": probes_for(lists),
+                                                          "dims": _dims, "rule": RULE}))))
         # fresh statistics: the planner must know the version has rows, or it scans them all instead of the index
         conn.execute("ANALYZE photo_embeddings")
     log.info("built %s (%d rows, %d lists)", name, rows, lists)

@@ -148,9 +148,14 @@ class EmbeddingModel(Model):
     def _embed_texts(self, texts: list[str]) -> np.ndarray: ...
 
     def zero_shot_scores(self, vectors: np.ndarray, prompts: dict[str, list[str]]) -> list[dict[str, float]]:
-        """Softmax over categories of the best cosine similarity to each category's prompts."""
+        """Softmax over categories of the best cosine similarity to each category's prompts (the prompts' vectors
+        are computed once per model: a full-size text tower costs as much as a batch of photos)."""
         names = list(prompts)
-        prompt_vecs = [self.embed_texts(prompts[n]) for n in names]
+        key = tuple((n, tuple(prompts[n])) for n in names)
+        cached: dict[Any, list[np.ndarray]] = self.__dict__.setdefault("_prompt_vectors", {})
+        if key not in cached:
+            cached[key] = [self.embed_texts(prompts[n]) for n in names]
+        prompt_vecs = cached[key]
         sims = np.stack([(vectors @ pv.T).max(axis=1) for pv in prompt_vecs], axis=1)
         scale = float(self.spec.config.get("logit_scale", 100.0))
         logits = sims * scale
