@@ -114,6 +114,9 @@ def workflow(tmp_path_factory: pytest.TempPathFactory, pg_server: object,
     # 5 relevant photos). The gate's default (0.02) is for real evaluation sets (photos-dev's: v3.2 against v1 in the
     # README); this checks the workflow with a tolerance this sample can carry. The random version stays far outside.
     settings.promotion_max_drop = {**settings.promotion_max_drop, "map": 0.05, "ndcg": 0.05}
+    # Latency is timed here on whatever else the machine runs (a benchmark beside the suite doubled v4.1's p95
+    # against v1's); the workflow is about quality and switching, so its latency allowance is wide.
+    settings.promotion_max_latency_ratio = 4.0
     settings.ensure_dirs()
     with Database(settings) as db:
         builtin.install(db, settings, wheels_dir=builtin_wheels, refs=[V1])
