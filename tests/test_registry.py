@@ -20,7 +20,7 @@ from photoscout.models.base import EmbeddingModel, RuntimeOptions
 from photoscout.registry import lifecycle, local
 from photoscout.rollout import activation, promotion
 from tests.conftest import DATASET, run_cli
-from tests.tiny_models import build_tiny_blip, build_tiny_owlvit, build_tiny_siglip
+from tests.tiny_models import build_tiny_blip, build_tiny_clip, build_tiny_owlvit, build_tiny_siglip
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,56 @@ def test_category_prompts_embedded_once_per_model(db: Database, settings: Settin
     second = embedder.analyze_images(_photos())[1]
     assert after_first > 0 and len(calls) == after_first  # the second batch embedded no prompt again
     assert first[0].category_scores == pytest.approx(second[0].category_scores)
+
+
+@pytest.mark.parametrize("kind", ["siglip", "clip"])
+def test_export_onnx_gives_the_same_vectors_without_torch(db: Database, settings: Settings, tmp_path: Path,
+                                                          kind: str) -> None:
+    """``models export-onnx``: both towers to ONNX (and int8), the tokenizer and preprocessing redone without
+    transformers; the export's vectors agree with the original's on real photos and texts (issue #30)."""
+    folder = (build_tiny_siglip if kind == "siglip" else build_tiny_clip)(tmp_path / kind)
+    source, _ = local.register_folder(db, settings, ref=f"tiny-{kind}@v1.0.0", source_dir=folder,
+                                      type_="embedding", backend="hf-image-text", config={"storage": "halfvec"})
+    photos = [Image.open(p) for p in sorted((DATASET / "food").glob("*.jpg"))[:3]] + _photos()
+    texts = ["a photo of the cat", "pizza", "a receipt of food and a car on the photo"]
+    original = factory.create(source.spec(settings), RuntimeOptions(threads=2, batch_size=4))
+    assert isinstance(original, EmbeddingModel)
+    want_images, want_texts = original.embed_images(photos), original.embed_texts(texts)
+    for version, int8, floor in (("v1.1.0", False, 0.999), ("v1.2.0", True, 0.98)):
+        model, manifest = local.export_onnx(db, settings, source_ref=source.ref, ref=f"tiny-{kind}@{version}",
+                                            int8=int8)
+        assert (model.backend, model.status, model.config["storage"]) == ("onnx-image-text", "staging", "halfvec")
+        assert model.config["dim"] == source.config["dim"] and manifest["int8"] is int8
+        assert not lifecycle.verify(db, settings, model.ref)[1]  # its files are in its manifest
+        exported = factory.create(model.spec(settings), RuntimeOptions(threads=2, batch_size=2))
+        assert isinstance(exported, EmbeddingModel)
+        images, text_vecs = exported.embed_images(photos), exported.embed_texts(texts)
+        assert (images * want_images).sum(axis=1).min() >= floor, kind
+        assert (text_vecs * want_texts).sum(axis=1).min() >= floor, kind
+    with pytest.raises(PhotoscoutError, match="already exists"):
+        local.export_onnx(db, settings, source_ref=source.ref, ref=f"tiny-{kind}@v1.1.0")
+    with pytest.raises(PhotoscoutError, match="only hf-image-text"):
+        local.export_onnx(db, settings, source_ref=f"tiny-{kind}@v1.1.0", ref=f"tiny-{kind}@v9.0.0")
+
+
+def test_export_onnx_from_the_cli_then_job_and_search(tmp_path: Path, tiny_siglip: Path) -> None:
+    home = tmp_path / "home"
+    lib = tmp_path / "photos"
+    lib.mkdir()
+    for p in sorted((DATASET / "food").glob("*.jpg"))[:6]:
+        shutil.copy(p, lib / p.name)
+    run_cli("index", str(lib), home=home, check=True)
+    run_cli("models", "register", "tiny@v1.0.0", "--from", str(tiny_siglip), "--type", "embedding", "--backend",
+            "hf-image-text", home=home, check=True)
+    out = json.loads(run_cli("models", "export-onnx", "tiny@v1.0.0", "--as", "tiny@v1.1.0", "--int8", "--json",
+                             home=home, check=True).stdout)
+    assert out["backend"] == "onnx-image-text" and out["agreement"]["image_cosine_min"] > 0.98
+    run_cli("jobs", "start", "embed", "--model", "tiny@v1.1.0", home=home, check=True)
+    found = json.loads(run_cli("search", "pizza", "--model", "tiny@v1.1.0", "--json", home=home, check=True).stdout)
+    assert len(found["results"]) == 6
+    bad = run_cli("models", "export-onnx", "tiny@v1.1.0", "--as", "tiny@v2.0.0", home=home)
+    assert bad.returncode != 0 and "only hf-image-text" in bad.stderr
+    assert run_cli("models", "export-onnx", "--help", home=home).returncode == 0
 
 
 def test_hub_detector_and_captioner_backends(db: Database, settings: Settings, tmp_path: Path) -> None:

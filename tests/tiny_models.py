@@ -60,3 +60,19 @@ def build_tiny_blip(folder: Path) -> Path:
     BlipForConditionalGeneration(cfg).save_pretrained(folder)
     BlipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
+
+
+def build_tiny_clip(folder: Path) -> Path:
+    """A tiny CLIP (text padded to the longest with a mask; images resized by the shorter side and centre-cropped)."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+    torch.manual_seed(0)
+    vocab = _tok(folder)
+    cfg = CLIPConfig(text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                                      num_attention_heads=4, max_position_embeddings=16, bos_token_id=2,
+                                      eos_token_id=3, pad_token_id=0),
+                     vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                                        num_attention_heads=4, image_size=32, patch_size=8), projection_dim=24)
+    CLIPModel(cfg).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder

@@ -361,6 +361,10 @@ class Photoscout:
         return local.register_folder(self.db, self.settings, ref=ref, source_dir=source_dir, type_=type_,
                                      backend=backend, config=config, purpose=purpose)
 
+    def export_onnx(self, source_ref: str, ref: str, *, int8: bool = False) -> tuple[RegisteredModel, dict[str, Any]]:
+        return local.export_onnx(self.db, self.settings, source_ref=source_ref, ref=ref, int8=int8,
+                                 threads=self.settings.threads)
+
     def pull(self, repo_id: str, ref: str, *, type_: str, backend: str, revision: str | None = None
              ) -> RegisteredModel:
         return local.pull(self.db, self.settings, repo_id=repo_id, ref=ref, type_=type_, backend=backend,

@@ -120,6 +120,24 @@ def register_cmd(
            lambda: console.print(f"registered {model.ref} ({model.type}, {model.backend}) as staging; {note}"))
 
 
+@models_app.command("export-onnx")
+def export_onnx_cmd(
+    source: Annotated[str, typer.Argument(help="NAME@vX.Y.Z of a registered hf-image-text model.")],
+    ref: Annotated[str, typer.Option("--as", help="NAME@vX.Y.Z to register the export as.")],
+    int8: Annotated[bool, typer.Option("--int8", help="Quantize the weights to int8 (faster on a CPU; its vectors "
+                                                      "differ a little: evaluate before promoting).")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Export a hub image-text model to ONNX Runtime (no torch at run time) as a new version in staging."""
+    with core() as app:
+        model, manifest = app.export_onnx(source, ref, int8=int8)
+    agree = manifest["agreement"]
+    output({**model.as_dict(), "agreement": agree}, json_out, lambda: console.print(
+        f"exported {source} to {model.ref} ({'int8' if int8 else 'fp32'}, onnx-image-text, staging); cosine to "
+        f"the original at least {agree['image_cosine_min']} (images), {agree['text_cosine_min']} (texts). Next: "
+        f"photoscout jobs start embed --model {model.ref}"))
+
+
 @models_app.command("pull")
 def pull_cmd(
     repo_id: Annotated[str, typer.Argument(help="Hub repository, e.g. google/siglip2-base-patch16-224.")],

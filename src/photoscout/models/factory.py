@@ -17,6 +17,7 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
     "effnet-prototypes": ("few_shot", "photoscout.models.prototypes", "EfficientNetPrototypes"),
     "random-vectors": ("embedding", "photoscout.models.random_vectors", "RandomVectors"),
     "hf-image-text": ("embedding", "photoscout.models.hub.image_text", "HubImageTextEmbedder"),
+    "onnx-image-text": ("embedding", "photoscout.models.onnx_image_text", "OnnxImageTextEmbedder"),
     "hf-owlvit": ("detector", "photoscout.models.hub.owlvit", "OwlVitDetector"),
     "hf-blip": ("captioning", "photoscout.models.hub.blip", "BlipCaptioner"),
 }

@@ -1,4 +1,5 @@
-"""Registering models from a folder the user copied in, or pulled from a model hub (huggingface_hub)."""
+"""Registering models from a folder the user copied in, pulled from a model hub (huggingface_hub), or exported to
+ONNX from a registered hub model (``export_onnx``)."""
 
 from __future__ import annotations
 
@@ -90,3 +91,35 @@ def pull(db: Database, settings: Settings, *, repo_id: str, ref: str, type_: str
                                config=config)
     shutil.rmtree(staging, ignore_errors=True)
     return model
+
+
+def export_onnx(db: Database, settings: Settings, *, source_ref: str, ref: str, int8: bool = False,
+                threads: int = 0) -> tuple[lifecycle.RegisteredModel, dict[str, Any]]:
+    """Export the registered ``hf-image-text`` version ``source_ref`` to ONNX (int8 weights with ``int8``) and
+    register the export as the new version ``ref`` (backend ``onnx-image-text``, staging, the source's storage):
+    its vectors are its own, so it goes through a job, an evaluation and the gate like any new version."""
+    from photoscout.models.hub.export import export
+
+    source = lifecycle.get(db, source_ref)
+    if source.backend != "hf-image-text":
+        raise PhotoscoutError(f"{source.ref} runs on {source.backend!r}; only hf-image-text models export to ONNX")
+    name, version = lifecycle.parse_ref(ref)
+    if version is None:
+        raise PhotoscoutError("give the version to register: NAME@vX.Y.Z")
+    lifecycle.validate_version(version)
+    target = settings.models_dir / name / version
+    if target.exists():
+        raise PhotoscoutError(f"{target} already exists; choose another version")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = source.artifact_dir(settings)  # inside models/, or refused before it is read
+    try:
+        manifest = export(folder, target, int8=int8, threads=threads)
+        kept: dict[str, Any] = {k: source.config[k] for k in ("storage", "prompt", "logit_scale")
+                                if k in source.config}
+        model, _note = register_folder(db, settings, ref=ref, source_dir=target, type_="embedding",
+                                       backend="onnx-image-text", config=kept,
+                                       source={"kind": "onnx-export", "from": source.ref, "int8": int8})
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return model, manifest
