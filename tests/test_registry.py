@@ -37,6 +37,7 @@ def test_tiny_siglip_register_verify_embed(db: Database, settings: Settings, tin
                                         type_="embedding", backend="hf-image-text")
     assert model.status == "staging" and "manifest written" in note
     assert model.config["dim"] == 32 and model.config["architecture"] == "siglip"
+    assert model.config["storage"] == settings.vector_storage == "halfvec"  # as the built-ins (issue #30)
     _m, problems = lifecycle.verify(db, settings, model.ref)
     assert problems == []
     embedder = factory.create(model.spec(settings), RuntimeOptions(threads=2, batch_size=4))

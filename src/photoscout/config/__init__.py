@@ -63,8 +63,9 @@ class Settings(BaseSettings):
         default="auto", description="OCR on photos that probably show text (auto), on every photo (always), or not "
                                     "when indexing (off; a job still runs it when asked).")
     vector_storage: Literal["halfvec", "vector"] = Field(
-        default="halfvec", description="How built-in embedding versions installed from now on store their vectors: "
-                                       "half precision (half the bytes, same recall) or full precision.")
+        default="halfvec", description="How embedding versions installed or registered from now on store their "
+                                       "vectors (unless a version's config says): half precision (half the bytes, "
+                                       "same recall) or full precision.")
     batch_size: int = Field(default=32, ge=1, description="Images per model batch.")
     threads: int = Field(default=0, ge=0, description="Inference threads; 0 = all cores.")
     scan_workers: int = Field(default=0, ge=0, description="Processes that read images during a scan; 0 = all cores.")

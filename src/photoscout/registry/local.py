@@ -49,6 +49,8 @@ def register_folder(db: Database, settings: Settings, *, ref: str, source_dir: P
         artifacts.write_manifest(target, source or {"kind": "local", "path": str(source_dir)})
         note = "manifest written (files trusted as copied)"
     merged = {**_describe(backend, target), **(config or {})}
+    if type_ == "embedding":  # as the built-ins: half the bytes per vector unless the version says otherwise
+        merged.setdefault("storage", settings.vector_storage)
     try:
         model = lifecycle.register(db, settings, name=name, version=version, type_=type_, backend=backend,
                                    config=merged, purpose=purpose, reason=f"registered from {source_dir}")
