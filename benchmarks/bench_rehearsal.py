@@ -19,7 +19,9 @@ Parts (``--parts``, comma-separated; all by default):
 - ``search``: ``--search-size`` photos (default 1M) with 384-d and 768-d halfvec vectors (perturbed copies of
   real vectors: the built-in version's 384-d ConSE part, and the same projected to 768-d so the library clusters
   as a real one does); IVFFlat built with the parameters ``database/indexes.py`` chooses for the size (recorded in
-  the index's comment); recall@10 against exact search unfiltered and with 10% and 1% filters; search p50/p95 with
+  the index's comment); each version searched as the active one (what a user searches: its supporting category
+  rankings read the photos' categories, which the synthetic photos copy from the real photo each derives from);
+  recall@10 against exact search unfiltered and with 10% and 1% filters; search p50/p95 with
   the query vector given (ANN + metadata, what a cached query costs) and the query embedding's own cost; the first
   search after a cold start.
 
@@ -558,6 +560,19 @@ def _build_index(db: Any, version: Any) -> dict[str, Any]:
             "peak_backend_rss_mb": round(peak["mb"]), "maintenance_work_mem": mwm}
 
 
+def _as_active(db: Any, version: Any) -> Any:
+    """``version`` made the active one of its type and purpose (the one before it staged), as promotion leaves it
+    but without promotion's copying of categories (the library's are already its): a user searches the active
+    version, whose supporting category rankings read the photos' own categories."""
+    from photoscout.registry import lifecycle
+
+    with db.connection() as conn:
+        conn.execute("UPDATE model_registry SET status = 'staging' WHERE type = %s AND purpose = %s "
+                     "AND status = 'active'", (version.type, version.purpose))
+        conn.execute("UPDATE model_registry SET status = 'active' WHERE id = %s", (version.id,))
+    return lifecycle.get(db, version.ref)
+
+
 def exact_top10(matrix: np.ndarray, ids: np.ndarray, qvecs: np.ndarray,
                 masks: dict[str, np.ndarray]) -> dict[str, list[set[int]]]:
     """The exact top 10 of each query under each filter (numpy over the stored values)."""
@@ -684,7 +699,7 @@ def part_search(a: argparse.Namespace, restart: Any = None) -> dict[str, Any]:
             log(f"  {dim}-d: building the index")
             index = _build_index(db, version)
             log(f"    index {index}")
-            version = lifecycle.get(db, version.ref)
+            version = _as_active(db, version)
             engine.clear_cache()
             engine.neighbours.clear()
             for text, vec in zip(QUERIES, qvecs[dim], strict=True):  # the query vector given (a cached query)

@@ -37,8 +37,10 @@ def perturbed(base: np.ndarray, count: int, noise: float,
 def grow(db: Database, version: lifecycle.RegisteredModel, size: int, noise: float, rng: np.random.Generator,
          *, prefix: str = "/bench/synthetic") -> tuple[list[int], np.ndarray]:
     """Add synthetic photos (rows only, under ``prefix``) to reach ``size`` photos, with ``version``'s vectors as
-    perturbed copies of the real photos' (which it must have embedded); 10% of all photos carry the category "sel10"
-    and 1% "sel1" (random, the real ones too), dates spread over ten years. The real photos' ids and their vectors."""
+    perturbed copies of the real photos' (which it must have embedded) and the categories of the real photo each
+    copies (a library whose categories are as common as photos-dev's: "people" in a third, "receipts" in a few per
+    cent); 10% of all photos also carry the category "sel10" and 1% "sel1" (random, the real ones too), dates spread
+    over ten years. The real photos' ids and their vectors."""
     import os
     from datetime import datetime, timedelta
 
@@ -50,6 +52,8 @@ def grow(db: Database, version: lifecycle.RegisteredModel, size: int, noise: flo
         real = [(pid, as_array(v)) for pid, v in conn.execute(
             "SELECT photo_id, coalesce(embedding, embedding_half::vector) FROM photo_embeddings WHERE model_id = %s "
             "ORDER BY photo_id", (version.id,))]
+        cats_of = dict(conn.execute("SELECT id, categories FROM photos WHERE id = ANY(%s)",
+                                    ([pid for pid, _ in real],)).fetchall())
     base = np.stack([v for _, v in real])
     n_syn = size - len(real)
     syn, picks = perturbed(base, n_syn, noise, rng)
@@ -58,7 +62,7 @@ def grow(db: Database, version: lifecycle.RegisteredModel, size: int, noise: flo
         cur = conn.cursor()
         with cur.copy("COPY photos (path, path_raw, folder, status, categories, taken_at) FROM STDIN") as copy:
             for i in range(n_syn):
-                cats = ["sel10"] if rng.random() < 0.10 else []
+                cats = [*cats_of[real[int(picks[i])][0]], *(["sel10"] if rng.random() < 0.10 else [])]
                 if rng.random() < 0.01:
                     cats.append("sel1")
                 path = f"{prefix}/{i // 1000:04d}/IMG_{i:07d}.jpg"

@@ -297,6 +297,50 @@ def test_a_wide_version_is_indexed_on_its_leading_part(library: tuple) -> None:
         assert not was_exact and [pid for pid, _sim in got] == exact
 
 
+def test_searches_are_planned_for_their_own_values(library: tuple) -> None:
+    """A query run again and again on one connection is never prepared server-side: after five runs psycopg would
+    prepare it, and PostgreSQL would then plan it once for any filter (a generic plan), which at 100k photos made a
+    10%-filtered 768-d search 4x slower (p50 41 ms against 11 ms planned for its values)."""
+    from photoscout.search.engine import SearchEngine
+    from photoscout.search.filters import Filters
+
+    settings, db, _files = library
+    reg = lifecycle.active(db, "embedding")
+    assert reg is not None
+    engine = SearchEngine(db, settings)
+    query = engine._text_vector(reg, "pizza")
+    with db.connection() as conn:
+        for _ in range(12):
+            got, _exact = engine.nearest(reg, query, Filters(categories=("food",)), 5, conn=conn)
+            assert got
+        prepared = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
+    assert prepared == (0,)
+
+
+def test_an_exact_scan_reads_only_the_filtered_photos(library: tuple) -> None:
+    """A selective filter is scanned exactly, through indexes: the category's photos by its GIN index, their
+    vectors by key; no table read whole (which cost 30-50 ms at 100k photos, ten times that at 1M) and the vector
+    index not used for the order."""
+    from photoscout.search.engine import SearchEngine
+    from photoscout.search.filters import Filters
+
+    settings, db, _files = library
+    reg = lifecycle.active(db, "embedding")
+    assert reg is not None
+    engine = SearchEngine(db, settings)
+    query = engine._text_vector(reg, "pizza")
+    with db.connection() as conn:
+        got, exact = engine.nearest(reg, query, Filters(categories=("food",)), 5, conn=conn)
+        scans = dict(conn.execute("SELECT relname, seq_scan FROM pg_stat_xact_user_tables "
+                                  "WHERE relname IN ('photos', 'photo_embeddings')").fetchall())
+        stored = conn.execute("SELECT e.photo_id, e.embedding_half::vector FROM photo_embeddings e JOIN photos p "
+                              "ON p.id = e.photo_id WHERE e.model_id = %s AND 'food' = ANY(p.categories)",
+                              (reg.id,)).fetchall()
+    assert exact and got and scans == {"photos": 0, "photo_embeddings": 0}
+    vecs = np.stack([as_array(r[1])[:len(query)] for r in stored])
+    assert [pid for pid, _ in got] == [stored[i][0] for i in np.argsort(-(vecs @ query))[:5]]
+
+
 def test_few_shot_class_from_examples(library: tuple) -> None:
     settings, db, files = library
     dalmatians = sorted(p for p, r in files.items() if r["label"] == "dalmatian")
