@@ -644,7 +644,7 @@ def part_search(a: argparse.Namespace, restart: Any = None) -> dict[str, Any]:
     from benchmarks.veclib import grow, index_dataset
     from photoscout.analysis.store import as_array
     from photoscout.app import Photoscout
-    from photoscout.registry import lifecycle, local
+    from photoscout.registry import local
 
     out: dict[str, Any] = {"size": a.search_size}
     home = _fresh_home(a.workdir, "search-home", a.database_url)
