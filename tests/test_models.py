@@ -341,6 +341,27 @@ def test_an_exact_scan_reads_only_the_filtered_photos(library: tuple) -> None:
     assert [pid for pid, _ in got] == [stored[i][0] for i in np.argsort(-(vecs @ query))[:5]]
 
 
+def test_a_filter_the_planner_overestimates_is_counted(library: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The planner guesses a category no photo has as 0.5% of the library (4,600 of 1M photos); taken at its word,
+    an index scan looked for photos that are not there through every probed vector (180-400 ms at 1M). A low
+    estimate is counted, and what is truly rare is scanned exactly. Here the thresholds are scaled down to a small
+    library: an estimate of 1 is "many", a count of 0 is not."""
+    from photoscout.search import nearest
+    from photoscout.search.engine import SearchEngine
+    from photoscout.search.filters import Filters
+
+    settings, db, _files = library
+    monkeypatch.setattr(nearest, "EXACT_BELOW", 1)
+    monkeypatch.setattr(nearest, "COUNT_BELOW", 1000)
+    reg = lifecycle.active(db, "embedding")
+    assert reg is not None
+    engine = SearchEngine(db, settings)
+    query = engine._text_vector(reg, "a receipt")
+    with db.connection() as conn:
+        got, exact = engine.nearest(reg, query, Filters(categories=("no-such-category",)), 5, conn=conn)
+    assert exact and got == []
+
+
 def test_few_shot_class_from_examples(library: tuple) -> None:
     settings, db, files = library
     dalmatians = sorted(p for p, r in files.items() if r["label"] == "dalmatian")

@@ -22,6 +22,10 @@ from photoscout.registry import lifecycle
 from photoscout.search.filters import Filters
 
 EXACT_BELOW = 2000  # filtered candidate sets smaller than this are scanned exactly (cheap and exact)
+# a planner's estimate under this many times EXACT_BELOW is checked by counting (up to EXACT_BELOW): it guesses a
+# category no photo has as 0.5% of the library (4,600 of 1M), and an index scan for photos that are not there reads
+# every probed vector and its photo (14k of each: 180-400 ms at 1M)
+COUNT_BELOW = 20 * EXACT_BELOW
 # candidates a leading-part index gives, re-ranked by the whole vector: for a ranking twice the rows wanted and at
 # least 400 (recall@10 0.98 against the exact order on dense near-copies, tests/test_jobs.py); a supporting ranking
 # (it probes fewer lists anyway) re-orders the rows it finds
@@ -44,7 +48,8 @@ class Neighbours:
         self._estimates.clear()
 
     def estimate(self, conn: Conn, where: str, params: list[Any]) -> float:
-        """The planner's estimate of the photos a filter keeps (remembered for a minute: statistics move slowly)."""
+        """The photos a filter keeps, as far as the choice of scan needs it: the planner's estimate, counted (up to
+        ``EXACT_BELOW``) where the estimate is low enough to be wrong either way; remembered for a minute."""
         key = (where, repr(params))
         now = time.monotonic()
         hit = self._estimates.get(key)
@@ -52,6 +57,13 @@ class Neighbours:
             return hit[0]
         plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM photos p WHERE {where}", params).fetchone()
         estimate = float(plan[0][0]["Plan"]["Plan Rows"]) if plan else float(EXACT_BELOW)
+        if estimate < COUNT_BELOW:  # through the filter's own indexes where it has them (a category's GIN)
+            conn.execute("SELECT set_config('enable_seqscan', 'off', true)")
+            found = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM photos p WHERE {where} LIMIT {EXACT_BELOW}) s",
+                                 params).fetchone()
+            conn.execute("SELECT set_config('enable_seqscan', 'on', true)")
+            counted = float(found[0]) if found else estimate
+            estimate = counted if counted < EXACT_BELOW else max(estimate, counted)
         if len(self._estimates) > 1000:
             self._estimates.clear()
         self._estimates[key] = (estimate, now)
@@ -84,9 +96,11 @@ class Neighbours:
         probes = self.probes(reg)
         if not widen:  # a supporting ranking: the nearest half of the usual lists, no widening
             probes = max(indexes.MIN_PROBES, probes // 2)
+        # no parallel workers: starting them costs ~10 ms, more than a search's own work (for the search's rest too)
         conn.execute("SELECT set_config('ivfflat.probes', %s, true), "
                      "set_config('ivfflat.iterative_scan', 'relaxed_order', true), "
-                     "set_config('ivfflat.max_probes', %s, true), set_config('enable_seqscan', %s, true)",
+                     "set_config('ivfflat.max_probes', %s, true), set_config('enable_seqscan', %s, true), "
+                     "set_config('max_parallel_workers_per_gather', '0', true)",
                      (str(probes), str(max(probes * 8, 100) if widen else probes), "off" if exact else "on"))
         part_expr, _opclass, part = indexes.indexed(reg)
         if part_expr != expr and not exact:  # the index holds the leading part: candidates, then re-ranked
