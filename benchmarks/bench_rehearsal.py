@@ -780,7 +780,7 @@ def two_workers(a: argparse.Namespace, database_url: str) -> dict[str, Any]:
             with app.db.connection() as conn:
                 owners = conn.execute("SELECT lease_owner, count(*), sum(cardinality(photo_ids)) FROM job_units "
                                       "WHERE job_id = %s GROUP BY lease_owner ORDER BY 1", (job_id,)).fetchall()
-        out.update({"status": done["status"], "done": done["progress"]["done"], "failed": done["progress"]["failed"],
+        out.update({"status": done["status"], "done": done["progress"]["done"], "failed": done["failed_items"],
                     "wall_s": round(wall, 1), "photos_per_s": round(done["progress"]["done"] / wall, 1),
                     "units_by_worker": {str(o): {"units": int(n), "photos": int(p)} for o, n, p in owners}})
     finally:

@@ -80,7 +80,10 @@ def start(folder: Path = DEFAULT_DIR, port: int = 55432) -> str:
             conf.write("".join(f"{k} = {v}\n" for k, v in SETTINGS.items()) + f"port = {port}\n")
         (data / "pg_hba.conf").write_text("host all all 127.0.0.1/32 scram-sha-256\n")
         (folder / "password").write_text(secrets.token_urlsafe(16))
-    _as_postgres(str(bin_ / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "start")
+    running = subprocess.run(["runuser", "-u", USER, "--", str(bin_ / "pg_ctl"), "-D", str(data), "status"],
+                             capture_output=True).returncode == 0
+    if not running:  # started once; a second start would fail on its lock file
+        _as_postgres(str(bin_ / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "start")
     admin = (folder / "admin-password").read_text().strip()
     env = {**os.environ, "PGPASSWORD": admin}
     psql = [str(bin_ / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, "-v", "ON_ERROR_STOP=1", "-qAt"]
