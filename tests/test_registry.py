@@ -85,7 +85,10 @@ def test_export_onnx_gives_the_same_vectors_without_torch(db: Database, settings
     original = factory.create(source.spec(settings), RuntimeOptions(threads=2, batch_size=4))
     assert isinstance(original, EmbeddingModel)
     want_images, want_texts = original.embed_images(photos), original.embed_texts(texts)
-    for version, int8, floor in (("v1.1.0", False, 0.999), ("v1.2.0", True, 0.98)):
+    # int8 on a model 32 wide moves its vectors more than on a real one (ONNX Runtime 1.32: least cosine 0.935 on
+    # these photos; the full-size model's export 0.9995, benchmarks/bench_rehearsal.py): the exact agreement is the
+    # fp32 export's, the int8 one only has to stay the same model
+    for version, int8, floor in (("v1.1.0", False, 0.999), ("v1.2.0", True, 0.9)):
         model, manifest = local.export_onnx(db, settings, source_ref=source.ref, ref=f"tiny-{kind}@{version}",
                                             int8=int8)
         assert (model.backend, model.status, model.config["storage"]) == ("onnx-image-text", "staging", "halfvec")
@@ -113,7 +116,7 @@ def test_export_onnx_from_the_cli_then_job_and_search(tmp_path: Path, tiny_sigli
             "hf-image-text", home=home, check=True)
     out = json.loads(run_cli("models", "export-onnx", "tiny@v1.0.0", "--as", "tiny@v1.1.0", "--int8", "--json",
                              home=home, check=True).stdout)
-    assert out["backend"] == "onnx-image-text" and out["agreement"]["image_cosine_min"] > 0.98
+    assert out["backend"] == "onnx-image-text" and out["agreement"]["image_cosine_min"] > 0.9  # int8, 32 wide
     run_cli("jobs", "start", "embed", "--model", "tiny@v1.1.0", home=home, check=True)
     found = json.loads(run_cli("search", "pizza", "--model", "tiny@v1.1.0", "--json", home=home, check=True).stdout)
     assert len(found["results"]) == 6
