@@ -23,6 +23,7 @@ from photoscout.models import artifacts, factory
 from photoscout.models.cache import ModelCache
 from photoscout.registry import builtin, lifecycle
 from photoscout.rollout import activation
+from photoscout.search.filters import Filters
 from photoscout.search.query import named_categories
 from tests.conftest import DATASET, _new_database, run_cli, sample_rows
 
@@ -297,18 +298,22 @@ def test_a_wide_version_is_indexed_on_its_leading_part(library: tuple) -> None:
         assert not was_exact and [pid for pid, _sim in got] == exact
 
 
-def test_searches_are_planned_for_their_own_values(library: tuple) -> None:
-    """A search run again and again on one connection is planned for its own values every time: after five runs
-    psycopg prepares it, and PostgreSQL may then plan it once for any filter (a generic plan), which at 100k photos
-    made a 10%-filtered 768-d search 4x slower (p50 41 ms against 11 ms planned for its values)."""
+def _active_search(library: tuple, text: str) -> tuple:
+    """The library's database, its active embedding version, a search engine and ``text``'s query vector."""
     from photoscout.search.engine import SearchEngine
-    from photoscout.search.filters import Filters
 
     settings, db, _files = library
     reg = lifecycle.active(db, "embedding")
     assert reg is not None
     engine = SearchEngine(db, settings)
-    query = engine._text_vector(reg, "pizza")
+    return db, reg, engine, engine._text_vector(reg, text)
+
+
+def test_searches_are_planned_for_their_own_values(library: tuple) -> None:
+    """A search run again and again on one connection is planned for its own values every time: after five runs
+    psycopg prepares it, and PostgreSQL may then plan it once for any filter (a generic plan), which at 100k photos
+    made a 10%-filtered 768-d search 4x slower (p50 41 ms against 11 ms planned for its values)."""
+    db, reg, engine, query = _active_search(library, "pizza")
     with db.connection() as conn:
         for _ in range(12):
             got, _exact = engine.nearest(reg, query, Filters(categories=("food",)), 5, conn=conn)
@@ -322,14 +327,7 @@ def test_an_exact_scan_reads_only_the_filtered_photos(library: tuple) -> None:
     """A selective filter is scanned exactly, through indexes: the category's photos by its GIN index, their
     vectors by key; no table read whole (which cost 30-50 ms at 100k photos, ten times that at 1M) and the vector
     index not used for the order."""
-    from photoscout.search.engine import SearchEngine
-    from photoscout.search.filters import Filters
-
-    settings, db, _files = library
-    reg = lifecycle.active(db, "embedding")
-    assert reg is not None
-    engine = SearchEngine(db, settings)
-    query = engine._text_vector(reg, "pizza")
+    db, reg, engine, query = _active_search(library, "pizza")
     with db.connection() as conn:
         got, exact = engine.nearest(reg, query, Filters(categories=("food",)), 5, conn=conn)
         scans = dict(conn.execute("SELECT relname, seq_scan FROM pg_stat_xact_user_tables "
@@ -348,16 +346,10 @@ def test_a_filter_the_planner_overestimates_is_counted(library: tuple, monkeypat
     estimate is counted, and what is truly rare is scanned exactly. Here the thresholds are scaled down to a small
     library: an estimate of 1 is "many", a count of 0 is not."""
     from photoscout.search import nearest
-    from photoscout.search.engine import SearchEngine
-    from photoscout.search.filters import Filters
 
-    settings, db, _files = library
     monkeypatch.setattr(nearest, "EXACT_BELOW", 1)
     monkeypatch.setattr(nearest, "COUNT_BELOW", 1000)
-    reg = lifecycle.active(db, "embedding")
-    assert reg is not None
-    engine = SearchEngine(db, settings)
-    query = engine._text_vector(reg, "a receipt")
+    db, reg, engine, query = _active_search(library, "a receipt")
     with db.connection() as conn:
         got, exact = engine.nearest(reg, query, Filters(categories=("no-such-category",)), 5, conn=conn)
     assert exact and got == []

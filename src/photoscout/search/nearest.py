@@ -105,9 +105,7 @@ class Neighbours:
         probes = self.probes(reg)
         if not widen:  # a supporting ranking: the nearest half of the usual lists, no widening
             probes = max(indexes.MIN_PROBES, probes // 2)
-        # for the rest of the search's transaction too: no parallel workers (starting them costs ~10 ms, more than a
-        # search's own work); every statement planned for its values (``custom_plans``)
-        custom_plans(conn)
+        custom_plans(conn)  # for the rest of the search's transaction too
         conn.execute("SELECT set_config('ivfflat.probes', %s, true), "
                      "set_config('ivfflat.iterative_scan', 'relaxed_order', true), "
                      "set_config('ivfflat.max_probes', %s, true), set_config('enable_seqscan', %s, true)",
