@@ -22,11 +22,14 @@ import subprocess
 import time
 from pathlib import Path
 
+from photoscout.database.embedded import shared_buffers
+
 DEFAULT_DIR = Path("/tmp/photoscout-external-pg")
 USER = "postgres"
 ROLE, DATABASE = "photoscout", "photos"
-# a small server's settings, as the embedded server's (database/embedded.py SERVER_OPTIONS)
-SETTINGS = {"listen_addresses": "'127.0.0.1'", "max_connections": "100", "shared_buffers": "256MB",
+# a small server's settings, as the embedded server's (database/embedded.py SERVER_OPTIONS; shared buffers a quarter
+# of the machine's memory, as the README advises for a server of one's own)
+SETTINGS = {"listen_addresses": "'127.0.0.1'", "max_connections": "100", "shared_buffers": shared_buffers(),
             "maintenance_work_mem": "512MB", "unix_socket_directories": "''"}
 
 

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     embedded_keep_running: bool = Field(
         default=False, description="Leave the embedded server running after a command ends (faster next start)."
     )
+    embedded_shared_buffers: str = Field(
+        default="auto", pattern=r"^(auto|[1-9]\d*(kB|MB|GB))$",
+        description="Memory the embedded server keeps pages in (e.g. '2GB'; applies from its next start); auto: a "
+                    "quarter of the machine's (or container's) memory, 128MB to 8GB.")
     pool_max_size: int = Field(default=8, ge=2, description="Largest number of pooled database connections (a scan "
                                                           "holds one for its lock and writes with another).")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Where models run (auto: a CUDA GPU "

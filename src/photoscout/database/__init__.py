@@ -82,6 +82,7 @@ class Database:
                 self.settings.pgdata_dir,
                 port=self.settings.embedded_port,
                 keep_running=self.settings.embedded_keep_running,
+                buffers=self.settings.embedded_shared_buffers,
             )
             self.embedded.acquire(EMBEDDED_DB_NAME)
             self.url = self.embedded.url(EMBEDDED_DB_NAME)

@@ -6,7 +6,7 @@ the version's job completes, rebuilt when the version has twice the rows it was 
 IVFFlat rather than HNSW: the built-in ConSE vectors are convex combinations of 1,000 label vectors, so a library is
 a set of tight clusters; on 100k such vectors HNSW (m 16, ef_construction 64) reached recall@10 0.57-0.69 even at
 ef_search 1000, IVFFlat (lists 316) 0.99 at 10 probes and 1.00 at 20, and builds 5x faster
-(``benchmarks/bench_search.py``). Lists: sqrt(rows); probes: sqrt(lists), at most lists / 8, at least 10
+(``benchmarks/bench_search.py``). Lists: sqrt(rows); probes: sqrt(lists), at most 16 and lists / 8, at least 10
 (``probes_for``); the rule and the figures an index was built with are recorded in its comment (``info``).
 
 A version with ``index_dims`` k in its config (conse v3.1+: 1,384-d vectors whose first 384 dimensions are the ConSE
@@ -28,8 +28,9 @@ from psycopg import sql
 from photoscout.database import Database
 
 log = logging.getLogger(__name__)
-MIN_PROBES = 10
-RULE = "lists = sqrt(rows); probes = sqrt(lists), at most lists / 8, at least 10"  # recorded in each index's comment
+MIN_PROBES, MAX_PROBES = 10, 16
+# recorded in each index's comment
+RULE = "lists = sqrt(rows); probes = sqrt(lists), at most 16 and lists / 8, at least 10"
 
 
 class Version(Protocol):
@@ -75,10 +76,12 @@ def lists_for(rows: int) -> int:
 
 
 def probes_for(lists: int) -> int:
-    """Lists probed per search: sqrt(lists), at most an eighth of them, at least 10. At 1M photos (1,000 lists) 32
-    probes gave recall@10 0.998-1.000 (384-d and 768-d, unfiltered, 10% and 1% filters) where lists / 8 (125) read
-    4x the vectors for no better recall (``benchmarks/bench_rehearsal.py``: ANN p95 34 ms against 118 ms at 768-d)."""
-    return min(lists, max(MIN_PROBES, min(lists // 8, math.ceil(math.sqrt(lists)))))
+    """Lists probed per search: sqrt(lists), at most 16 and an eighth of them, at least 10. At 1M photos (1,000
+    lists; ``benchmarks/bench_rehearsal.py``) 16 probes gave recall@10 0.96-0.99 (384-d and 768-d, unfiltered, 10%
+    and 1% filters) and sqrt(lists) = 32 probes 0.985-0.995 for twice the vectors read (nearest-neighbour p95 of a
+    1%-filtered 768-d search 48 against 67 ms); lists / 8 (125) read 8x the vectors for no better recall. Measured
+    to 1M photos: a larger library may want more (its index's comment records what it was built with)."""
+    return min(lists, max(MIN_PROBES, min(MAX_PROBES, lists // 8, math.ceil(math.sqrt(lists)))))
 
 
 def info(db: Database, model: Version) -> dict[str, Any] | None:
