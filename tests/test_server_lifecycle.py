@@ -183,7 +183,7 @@ def test_settings_the_program_cannot_work_with_are_refused(tmp_path: Path, setti
 def test_the_servers_memory_follows_the_machine_or_the_setting(tmp_path: Path) -> None:
     """Shared buffers: a quarter of the memory the process may use (128 MB to 8 GB), not a fixed 256 MB that a
     1M-photo library's vector index and photos outgrow (issue #30: a 1%-filtered search read its pages from the OS's
-    cache, p95 85 ms against 48 at 2 GB); or what ``embedded_shared_buffers`` says, from the server's next start."""
+    cache, p95 85 ms against 67 at 2 GB); or what ``embedded_shared_buffers`` says, from the server's next start."""
     quarter_mb = memory_limit() // 4 // (1024 * 1024)
     for setting, expected_mb in (("auto", min(8192, max(128, quarter_mb))), ("160MB", 160)):
         settings = load_settings(tmp_path / setting, embedded_shared_buffers=setting)
