@@ -355,6 +355,30 @@ def test_a_filter_the_planner_overestimates_is_counted(library: tuple, monkeypat
     assert exact and got == []
 
 
+def test_a_supporting_ranking_looks_only_among_the_nearest(library: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A supporting ranking (a category the query names) went through every photo of its probed lists until it
+    found enough of the category: at 1M photos 13,356 photo rows for "settings dialog", none of them a screenshot
+    (87 ms). It now looks among the query's ``SUPPORT_CANDIDATES`` nearest photos only. Here, scaled down: the
+    bound is 5 photos and the category ("far") is given to the half of the library farthest from the query, so
+    none of the 5 nearest has it; before, the ranking came back with 5 far photos."""
+    from photoscout.search import nearest
+
+    monkeypatch.setattr(nearest, "EXACT_BELOW", 1)  # the category is taken as common: an index scan
+    monkeypatch.setattr(nearest, "COUNT_BELOW", 0)
+    monkeypatch.setattr(nearest, "SUPPORT_CANDIDATES", 5)
+    db, reg, engine, query = _active_search(library, "a receipt")
+    ranked = engine.nearest(reg, query, Filters(), 500)[0]
+    far = [pid for pid, _sim in ranked[len(ranked) // 2:]]
+    with db.connection() as conn:  # the category only for this transaction (rolled back)
+        conn.execute("UPDATE photos SET categories = array_append(categories, 'far') WHERE id = ANY(%s)", (far,))
+        got, exact = engine.neighbours.nearest(conn, reg, query, Filters(categories=("far",)), 5, widen=False)
+        near, _ = engine.neighbours.nearest(conn, reg, query, Filters(categories=("far",)), 5)  # a ranking widens
+        conn.rollback()
+    assert len(ranked) > 20 and not exact
+    assert got == []
+    assert len(near) == 5 and {pid for pid, _ in near} <= set(far)
+
+
 def test_few_shot_class_from_examples(library: tuple) -> None:
     settings, db, files = library
     dalmatians = sorted(p for p, r in files.items() if r["label"] == "dalmatian")
