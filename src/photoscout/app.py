@@ -289,8 +289,7 @@ class Photoscout:
         if not self.settings.uses_embedded_db:
             raise PhotoscoutError("a database URL is configured; the embedded server is not used")
         self.settings.ensure_dirs()
-        return EmbeddedServer(self.settings.pgdata_dir, port=self.settings.embedded_port,
-                              buffers=self.settings.embedded_shared_buffers)
+        return EmbeddedServer.of(self.settings)
 
     def db_start(self) -> str:
         """Start the embedded server and keep it running until ``db_stop`` (commands then skip its start)."""

@@ -78,12 +78,7 @@ class Database:
             return self
         if self.settings.uses_embedded_db:
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-            self.embedded = EmbeddedServer(
-                self.settings.pgdata_dir,
-                port=self.settings.embedded_port,
-                keep_running=self.settings.embedded_keep_running,
-                buffers=self.settings.embedded_shared_buffers,
-            )
+            self.embedded = EmbeddedServer.of(self.settings, keep_running=self.settings.embedded_keep_running)
             self.embedded.acquire(EMBEDDED_DB_NAME)
             self.url = self.embedded.url(EMBEDDED_DB_NAME)
         else:

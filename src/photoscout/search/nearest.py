@@ -117,17 +117,16 @@ class Neighbours:
                      "set_config('ivfflat.max_probes', %s, true), set_config('enable_seqscan', %s, true)",
                      (str(probes), str(max(probes * 8, 100) if widen else probes), "off" if exact else "on"))
         part_expr, _opclass, part = indexes.indexed(reg)
+        qp: Any = q  # the query as the index holds it (its leading part, where the index holds that)
+        if part_expr != expr:
+            qp = HalfVector(query[:part]) if isinstance(q, HalfVector) else query[:part]
         if not widen and not exact:  # a supporting ranking: the nearest few photos, then the filter, re-ranked
-            qi: Any = q
-            if part_expr != expr:
-                qi = HalfVector(query[:part]) if isinstance(q, HalfVector) else query[:part]
             sql = (f"SELECT c.photo_id, c.v <=> %s AS dist FROM (SELECT e.photo_id, {expr} AS v "
                    f"FROM photo_embeddings e WHERE e.model_id = {mid} ORDER BY {part_expr} <=> %s "
                    f"LIMIT {SUPPORT_CANDIDATES}) c JOIN photos p ON p.id = c.photo_id WHERE {where} "
                    f"ORDER BY dist LIMIT %s")
-            rows = conn.execute(sql, [q, qi, *params, limit]).fetchall()
+            rows = conn.execute(sql, [q, qp, *params, limit]).fetchall()
         elif part_expr != expr and not exact:  # the index holds the leading part: candidates, then re-ranked
-            qp: Any = HalfVector(query[:part]) if isinstance(q, HalfVector) else query[:part]
             sql = (f"SELECT c.photo_id, c.v <=> %s AS dist FROM (SELECT e.photo_id, {expr} AS v "
                    f"FROM photo_embeddings e JOIN photos p ON p.id = e.photo_id WHERE e.model_id = {mid} "
                    f"AND {where} ORDER BY {part_expr} <=> %s LIMIT %s) c ORDER BY dist LIMIT %s")
